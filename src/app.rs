@@ -1,0 +1,185 @@
+//! The handler: payload → request → per-source replication → result document. Everything
+//! expensive (configuration, compiled transforms, SDK clients, credentials) is built once in
+//! `App::new` and shared by every invocation of the container.
+
+use crate::config::{self, Config, ConfigSource, Settings, TextFetcher};
+use crate::event::{self, Identity, Invocation, Work};
+use crate::metrics::Metrics;
+use crate::outcome::{Error, Outcome, Report};
+use crate::replicate::{self, Shared, SourceResult};
+use crate::secret::SecretValue;
+use crate::store::{SecretStore, Stores};
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::RwLock;
+
+/// A failed invocation: Lambda reports `errorType` = the first failure's kind and
+/// `errorMessage` = the document.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", .0.to_json())]
+pub struct Failure(pub Report);
+
+impl From<Failure> for lambda_runtime::Diagnostic {
+    fn from(f: Failure) -> Self {
+        lambda_runtime::Diagnostic {
+            error_type: f
+                .0
+                .first_failure()
+                .map(|k| k.as_str())
+                .unwrap_or("Error")
+                .to_string(),
+            error_message: f.0.to_json(),
+        }
+    }
+}
+
+/// Reads secret text with the function's own credentials (config secret, `secret:` transforms).
+pub struct OwnSecrets<'a, S: Stores>(pub &'a S);
+
+impl<S: Stores> TextFetcher for OwnSecrets<'_, S> {
+    async fn fetch_text(&self, id: &str) -> Result<String, Error> {
+        match self.0.own(None).current_value(id).await?.value {
+            SecretValue::String(s) => Ok(s),
+            SecretValue::Binary(b) => String::from_utf8(b)
+                .map_err(|_| Error::InvalidConfig(format!("secret {id}: not UTF-8 text"))),
+        }
+    }
+}
+
+struct Loaded {
+    config: Arc<Config>,
+    at: Instant,
+}
+
+/// Everything an invocation needs, built once per container.
+pub struct App<S: Stores> {
+    settings: Settings,
+    identity: Identity,
+    stores: S,
+    shared: Shared,
+    config: RwLock<Loaded>,
+    metrics: Metrics,
+}
+
+impl<S: Stores> App<S> {
+    /// Loads and validates the configuration (every transform compiled) and keeps the clients.
+    pub async fn new(settings: Settings, stores: S, metrics: Metrics) -> Result<Self, Error> {
+        let config = config::load(&settings, &OwnSecrets(&stores)).await?;
+        Ok(App {
+            identity: Identity {
+                function_name: settings.function_name.clone(),
+                role_arn: settings.role_arn.clone(),
+            },
+            shared: Shared::new(settings.write_tps),
+            config: RwLock::new(Loaded {
+                config: Arc::new(config),
+                at: Instant::now(),
+            }),
+            settings,
+            stores,
+            metrics,
+        })
+    }
+
+    /// The configuration; a `REPLICATOR_CONFIG_SECRET` is re-read once its TTL has passed. A
+    /// reload that fails keeps the last good configuration.
+    async fn config(&self) -> Arc<Config> {
+        let ttl = match &self.settings.source {
+            ConfigSource::Secret { ttl, .. } => *ttl,
+            _ => return self.config.read().await.config.clone(),
+        };
+        {
+            let loaded = self.config.read().await;
+            if loaded.at.elapsed() < ttl {
+                return loaded.config.clone();
+            }
+        }
+        let mut loaded = self.config.write().await;
+        if loaded.at.elapsed() >= ttl {
+            match config::load(&self.settings, &OwnSecrets(&self.stores)).await {
+                Ok(c) => loaded.config = Arc::new(c),
+                Err(e) => {
+                    tracing::error!(error = %e, "configuration reload failed; keeping the last good configuration");
+                    self.metrics.config_reload_failed();
+                }
+            }
+            loaded.at = Instant::now();
+        }
+        loaded.config.clone()
+    }
+
+    /// Handles one invocation payload.
+    pub async fn handle(&self, payload: &Value) -> Result<Report, Failure> {
+        let manual = event::is_manual(payload);
+        let request = match event::parse(payload, &self.identity) {
+            Ok(r) => r,
+            Err(e) => {
+                let invocation = if manual {
+                    Invocation::Manual { fail_on_error: false }
+                } else {
+                    Invocation::Event
+                };
+                return finish(invocation, Report::top_level(&e));
+            }
+        };
+        let region = request.region.as_deref().or(self.settings.region.as_deref());
+        let report = match &request.work {
+            Work::Skip { source, reason } => {
+                tracing::info!(source = %source, reason, "skipped");
+                Report::from_results(vec![Outcome::skipped(source, None, reason)], vec![])
+            }
+            Work::Replicate(secrets) => {
+                let config = self.config().await;
+                let runs = secrets.iter().map(|s| {
+                    replicate::replicate_source(&self.stores, &self.shared, &config, s, region)
+                });
+                let results = futures::future::join_all(runs).await;
+                report_of(results, secrets.len())
+            }
+        };
+        self.metrics.emit(&report);
+        finish(request.invocation, report)
+    }
+}
+
+fn report_of(results: Vec<SourceResult>, sources: usize) -> Report {
+    let mut outcomes = Vec::new();
+    for r in results {
+        match r {
+            SourceResult::Outcomes(o) => outcomes.extend(o),
+            // One source that cannot be read is a top-level failure; in a list, its own line.
+            SourceResult::Failed { error, .. } if sources == 1 => {
+                tracing::warn!(error = %error, "source read failed");
+                return Report::top_level(&error);
+            }
+            SourceResult::Failed { source, error } => {
+                tracing::warn!(source = %source, error = %error, "source read failed");
+                outcomes.push(Outcome::failed(source, None, crate::outcome::Action::None, &error));
+            }
+        }
+    }
+    Report::from_results(outcomes, vec![])
+}
+
+fn finish(invocation: Invocation, report: Report) -> Result<Report, Failure> {
+    if invocation.fails_on_error() && report.first_failure().is_some() {
+        Err(Failure(report))
+    } else {
+        Ok(report)
+    }
+}
+
+/// The answer of a container whose configuration is invalid: every invocation gets the
+/// InvalidConfig document (an error for events and `failOnError`, the document otherwise), so
+/// the caller sees why instead of a bare timeout.
+pub fn invalid_config(error: &Error, payload: &Value) -> Result<Report, Failure> {
+    let invocation = if event::is_manual(payload) {
+        Invocation::Manual {
+            fail_on_error: payload.get("failOnError").and_then(Value::as_bool) == Some(true),
+        }
+    } else {
+        Invocation::Event
+    };
+    finish(invocation, Report::top_level(error))
+}

@@ -1,0 +1,316 @@
+//! The operator command line (SPEC §9): the same binary outside a Lambda runtime.
+//!
+//! Exit codes: 0 success; 1 the work failed (a failed replication, an invalid config, a
+//! transform error); 2 a usage error.
+
+use crate::app::App;
+use crate::config::{self, Config, Env, NoFetcher, Settings, TextFetcher};
+use crate::metrics::Metrics;
+use crate::store::{self, AwsStores};
+use crate::transform::{self, LoadVars, Vars};
+use std::io::Read;
+use std::process::ExitCode;
+
+const USAGE: &str = "\
+usage:
+  secret-replicator replicate --event FILE
+      run one invocation locally against the configured AWS endpoint; prints the result document
+  secret-replicator transform --transform REF [--var K=V ...] < value
+      print the transformed value (REF: path.sed, path.json, secret:<id>, or inline JSON such as
+      '{\"sed\": \"s/a/b/g\"}')
+  secret-replicator validate [--config FILE]
+      load and compile the configuration (default: from the environment) and every transform
+      it names; report every error and loop risk
+
+The configuration comes from the environment (REPLICATOR_CONFIG, REPLICATOR_CONFIG_FILE,
+REPLICATOR_CONFIG_SECRET or DEST_REGION...), AWS endpoints from the standard SDK chain.";
+
+/// Runs a CLI command; returns the process exit code.
+pub async fn run(env: Env, args: Vec<String>) -> ExitCode {
+    init_logging(&env);
+    let Some((cmd, rest)) = args.split_first() else {
+        eprintln!("{USAGE}");
+        return ExitCode::from(2);
+    };
+    let result = match cmd.as_str() {
+        // Boxed: the futures are deep, and each command runs once.
+        "replicate" => Box::pin(replicate(env, rest)).await,
+        "transform" => Box::pin(transform_cmd(rest)).await,
+        "validate" => Box::pin(validate(env, rest)).await,
+        "-h" | "--help" | "help" => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        other => Err(Usage(format!("unknown command {other:?}"))),
+    };
+    match result {
+        Ok(code) => code,
+        Err(Usage(msg)) => {
+            eprintln!("secret-replicator: {msg}\n\n{USAGE}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+struct Usage(String);
+
+fn init_logging(env: &Env) {
+    let filter = tracing_subscriber::EnvFilter::new(
+        env.get("RUST_LOG")
+            .or_else(|| env.get("AWS_LAMBDA_LOG_LEVEL"))
+            .unwrap_or("warn"),
+    );
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    let _ = if env.get("AWS_LAMBDA_LOG_FORMAT").is_some_and(|f| f.eq_ignore_ascii_case("json")) {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+/// Pulls `--flag VALUE` pairs out of the arguments.
+fn flags(args: &[String], known: &[&str]) -> Result<Vec<(String, String)>, Usage> {
+    let mut out = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if !known.contains(&a.as_str()) {
+            return Err(Usage(format!("unexpected argument {a:?}")));
+        }
+        let v = it
+            .next()
+            .ok_or_else(|| Usage(format!("{a} needs a value")))?;
+        out.push((a.clone(), v.clone()));
+    }
+    Ok(out)
+}
+
+fn one(flags: &[(String, String)], name: &str) -> Option<String> {
+    flags.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+}
+
+async fn replicate(env: Env, args: &[String]) -> Result<ExitCode, Usage> {
+    let f = flags(args, &["--event"])?;
+    let path = one(&f, "--event").ok_or_else(|| Usage("replicate needs --event FILE".into()))?;
+    let payload: serde_json::Value = match std::fs::read_to_string(&path)
+        .map_err(|e| e.to_string())
+        .and_then(|t| serde_json::from_str(&t).map_err(|e| e.to_string()))
+    {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("secret-replicator: cannot read event {path}: {e}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let settings = match Settings::from_env(&env) {
+        Ok(s) => s,
+        Err(e) => {
+            let report = crate::outcome::Report::top_level(&e);
+            println!("{}", report.to_json());
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let stores = AwsStores::new(store::sdk_config().await, &settings.function_name);
+    let app = match App::new(settings, stores, Metrics { enabled: false }).await {
+        Ok(app) => app,
+        Err(e) => {
+            println!("{}", crate::outcome::Report::top_level(&e).to_json());
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let (report, ok) = match app.handle(&payload).await {
+        Ok(r) => {
+            let ok = r.first_failure().is_none();
+            (r, ok)
+        }
+        Err(f) => (f.0, false),
+    };
+    println!("{}", report.to_json());
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+async fn transform_cmd(args: &[String]) -> Result<ExitCode, Usage> {
+    let f = flags(args, &["--transform", "--var"])?;
+    let refs: Vec<String> = f
+        .iter()
+        .filter(|(k, _)| k == "--transform")
+        .map(|(_, v)| v.clone())
+        .collect();
+    if refs.is_empty() {
+        return Err(Usage("transform needs --transform REF".into()));
+    }
+    let mut vars = Vars::new();
+    for (_, kv) in f.iter().filter(|(k, _)| k == "--var") {
+        let (k, v) = kv
+            .split_once('=')
+            .ok_or_else(|| Usage(format!("--var {kv:?}: expected NAME=VALUE")))?;
+        vars.set(k, v);
+    }
+    let known: Vec<String> = transform::BUILTIN_VARS
+        .iter()
+        .map(|s| s.to_string())
+        .chain(vars.iter().map(|(k, _)| k.to_string()))
+        .collect();
+    let load_vars = LoadVars::new(known, vars.clone());
+    let needs_aws = refs.iter().any(|r| r.starts_with("secret:"));
+    let mut chain = Vec::new();
+    for r in &refs {
+        let reference = if r.trim_start().starts_with('{') {
+            match serde_json::from_str(r) {
+                Ok(v) => v,
+                Err(e) => {
+                    eprintln!("secret-replicator: --transform {r}: not valid JSON: {e}");
+                    return Ok(ExitCode::FAILURE);
+                }
+            }
+        } else {
+            serde_json::Value::String(r.clone())
+        };
+        let loaded = if needs_aws {
+            let stores = AwsStores::new(store::sdk_config().await, config::DEFAULT_FUNCTION_NAME);
+            config::load_transform(&reference, &load_vars, &crate::app::OwnSecrets(&stores)).await
+        } else {
+            config::load_transform(&reference, &load_vars, &NoFetcher).await
+        };
+        match loaded {
+            Ok(t) => chain.push(std::sync::Arc::new(t)),
+            Err(msg) => {
+                eprintln!("secret-replicator: {msg}");
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+    }
+    let mut input = String::new();
+    if let Err(e) = std::io::stdin().read_to_string(&mut input) {
+        eprintln!("secret-replicator: cannot read the value from standard input: {e}");
+        return Ok(ExitCode::FAILURE);
+    }
+    match transform::Chain::new(chain).apply(&input, &vars) {
+        Ok(out) => {
+            print!("{}", out.as_deref().unwrap_or(&input));
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("secret-replicator: {e}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+async fn validate(env: Env, args: &[String]) -> Result<ExitCode, Usage> {
+    let f = flags(args, &["--config"])?;
+    let loaded = match one(&f, "--config") {
+        Some(path) => match std::fs::read_to_string(&path) {
+            Ok(text) => with_fetcher(&env, text.contains("secret:"), |fetcher| async move {
+                config::load_document(&text, &fetcher).await
+            })
+            .await
+            .map_err(|e| format!("{path}: {e}")),
+            Err(e) => Err(format!("{path}: cannot read: {e}")),
+        },
+        None => match Settings::from_env(&env) {
+            Ok(settings) => {
+                let aws = matches!(settings.source, config::ConfigSource::Secret { .. });
+                with_fetcher(&env, aws, |fetcher| async move {
+                    config::load(&settings, &fetcher).await
+                })
+                .await
+                .map_err(|e| e.to_string())
+            }
+            Err(e) => Err(e.to_string()),
+        },
+    };
+    match loaded {
+        Ok(config) => {
+            let region = env.get("AWS_REGION").or_else(|| env.get("AWS_DEFAULT_REGION"));
+            for w in loop_warnings(&config, region) {
+                eprintln!("warning: {w}");
+            }
+            let destinations: usize = config.rules.iter().map(|r| r.destinations.len()).sum();
+            println!(
+                "valid: {} rule(s), {destinations} destination(s)",
+                config.rules.len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(msg) => {
+            for line in msg.split("; ") {
+                eprintln!("error: {line}");
+            }
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+/// Runs `f` with a fetcher that can read secrets only when the configuration names one (so
+/// that validating a plain document needs no AWS access).
+async fn with_fetcher<F, Fut>(_env: &Env, aws: bool, f: F) -> Result<Config, crate::outcome::Error>
+where
+    F: FnOnce(Fetcher) -> Fut,
+    Fut: std::future::Future<Output = Result<Config, crate::outcome::Error>>,
+{
+    if aws {
+        let stores = AwsStores::new(store::sdk_config().await, config::DEFAULT_FUNCTION_NAME);
+        f(Fetcher::Aws(Box::new(stores))).await
+    } else {
+        f(Fetcher::None).await
+    }
+}
+
+/// Either no secret access or the function's own credentials.
+enum Fetcher {
+    None,
+    Aws(Box<AwsStores>),
+}
+
+impl TextFetcher for Fetcher {
+    async fn fetch_text(&self, id: &str) -> Result<String, crate::outcome::Error> {
+        match self {
+            Fetcher::None => NoFetcher.fetch_text(id).await,
+            Fetcher::Aws(stores) => crate::app::OwnSecrets(stores.as_ref()).fetch_text(id).await,
+        }
+    }
+}
+
+/// Destinations in the source's own account and region whose name some rule would match: each
+/// replication would feed itself (the function skips them with reason `loop`).
+pub fn loop_warnings(config: &Config, region: Option<&str>) -> Vec<String> {
+    let mut out = Vec::new();
+    for rule in &config.rules {
+        for d in &rule.destinations {
+            let same_place = d.role.is_none()
+                && d.region.as_deref().is_none_or(|r| Some(r) == region);
+            if !same_place {
+                continue;
+            }
+            for sample in rule.samples() {
+                let mut vars = Vars::new();
+                for (k, v) in &d.variables {
+                    vars.set(k.clone(), v.clone());
+                }
+                let r = region.unwrap_or("us-east-1");
+                vars.set("SECRET_NAME", sample.clone());
+                vars.set("SOURCE_REGION", r);
+                vars.set("DEST_REGION", d.region.as_deref().unwrap_or(r));
+                vars.set("SOURCE_ACCOUNT", "123456789012");
+                vars.set("DEST_ACCOUNT", "123456789012");
+                if let Ok(name) = d.name.render(&vars) {
+                    if config.matches_any(&name) {
+                        out.push(format!(
+                            "{}: in the source's own account and region, a copy of {sample:?} would be named {name:?}, which rule {:?} matches: it would replicate itself (skipped as a loop at run time)",
+                            d.label, rule.name
+                        ));
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,338 @@
+//! Events (SPEC §5, §6): EventBridge deliveries of CloudTrail API calls, CloudTrail service
+//! events, the native "Secret Label Updated" event, and the manual payload, turned into a
+//! `Request`. Pure: no AWS calls, no configuration beyond the loop-prevention identity.
+
+use crate::outcome::Error;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+/// Who this function is, for recognising events its own writes caused.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    /// `AWS_LAMBDA_FUNCTION_NAME`: the session name of every role this function assumes.
+    pub function_name: String,
+    /// `REPLICATOR_ROLE_ARN`, when set: the session issuer must match it too.
+    pub role_arn: Option<String>,
+}
+
+/// A secret named by an event or payload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretRef {
+    /// What to call Secrets Manager with: a name, a full ARN or a partial ARN.
+    pub id: String,
+    /// The friendly name, when the event says it for sure (SPEC §4); otherwise the source read
+    /// supplies it.
+    pub name: Option<String>,
+}
+
+/// How the invocation reached us; it decides how failures are returned (SPEC §7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Invocation {
+    /// EventBridge: any failure fails the invocation, so Lambda's retries and DLQ see it.
+    Event,
+    /// The manual payload: the document is returned unless `failOnError`.
+    Manual { fail_on_error: bool },
+}
+
+impl Invocation {
+    /// Whether a report with failures must be returned as a Lambda error.
+    pub fn fails_on_error(self) -> bool {
+        match self {
+            Invocation::Event => true,
+            Invocation::Manual { fail_on_error } => fail_on_error,
+        }
+    }
+}
+
+/// What an invocation asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Work {
+    /// Replicate the current value of each secret.
+    Replicate(Vec<SecretRef>),
+    /// Nothing to do: `source` names the secret (or event), `reason` says why.
+    Skip { source: String, reason: &'static str },
+}
+
+/// A parsed invocation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    pub invocation: Invocation,
+    pub work: Work,
+    /// The source region (the event's region, or the manual payload's `region`); None = the
+    /// function's own region.
+    pub region: Option<String>,
+}
+
+/// Skip reasons.
+pub mod reason {
+    pub const CALL_FAILED: &str = "call_failed";
+    pub const SELF_CAUSED: &str = "self_caused";
+    pub const NOT_CURRENT: &str = "not_current";
+    pub const NOT_A_VALUE_CHANGE: &str = "not_a_value_change";
+    pub const DELETE_SYNC_OFF: &str = "delete_sync_off";
+    pub const TAG_SYNC_OFF: &str = "tag_sync_off";
+}
+
+/// The manual payload (SPEC §6). Strict: a typo is an InvalidEvent, not a silent no-op.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct Manual {
+    #[allow(dead_code)]
+    source: String,
+    secret_id: Option<String>,
+    secret_ids: Option<Vec<String>>,
+    #[serde(default)]
+    all: bool,
+    #[serde(default)]
+    dry_run: bool,
+    #[serde(default)]
+    fail_on_error: bool,
+    region: Option<String>,
+}
+
+/// Turns an invocation payload into a request.
+pub fn parse(payload: &Value, me: &Identity) -> Result<Request, Error> {
+    let obj = payload
+        .as_object()
+        .ok_or_else(|| Error::InvalidEvent("the payload is not a JSON object".into()))?;
+    match obj.get("source").and_then(Value::as_str) {
+        Some("manual") => parse_manual(payload),
+        Some("aws.secretsmanager") => parse_eventbridge(obj, me),
+        Some(other) => Err(Error::InvalidEvent(format!(
+            "unsupported source {other:?} (expected aws.secretsmanager or manual)"
+        ))),
+        None => Err(Error::InvalidEvent(
+            "no \"source\" field: expected an EventBridge event or {\"source\": \"manual\", ...}"
+                .into(),
+        )),
+    }
+}
+
+/// True when the payload is the manual one (decides how an InvalidEvent is returned).
+pub fn is_manual(payload: &Value) -> bool {
+    payload.get("source").and_then(Value::as_str) == Some("manual")
+}
+
+fn parse_manual(payload: &Value) -> Result<Request, Error> {
+    let m: Manual = serde_json::from_value(payload.clone())
+        .map_err(|e| Error::InvalidEvent(format!("manual payload: {e}")))?;
+    if m.all || m.dry_run {
+        return Err(Error::InvalidEvent(
+            "manual payload: \"all\" and \"dryRun\" are not supported by this version".into(),
+        ));
+    }
+    let mut ids: Vec<String> = m.secret_id.into_iter().collect();
+    ids.extend(m.secret_ids.unwrap_or_default());
+    if ids.is_empty() {
+        return Err(Error::InvalidEvent(
+            "manual payload: give \"secretId\" or \"secretIds\"".into(),
+        ));
+    }
+    if let Some(bad) = ids.iter().find(|i| i.trim().is_empty()) {
+        return Err(Error::InvalidEvent(format!(
+            "manual payload: empty secret id {bad:?}"
+        )));
+    }
+    let refs = ids
+        .into_iter()
+        .map(|id| SecretRef {
+            name: name_from_id(&id),
+            id,
+        })
+        .collect();
+    Ok(Request {
+        invocation: Invocation::Manual {
+            fail_on_error: m.fail_on_error,
+        },
+        work: Work::Replicate(refs),
+        region: m.region,
+    })
+}
+
+fn parse_eventbridge(obj: &Map<String, Value>, me: &Identity) -> Result<Request, Error> {
+    let detail_type = str_field(obj, "detail-type")
+        .ok_or_else(|| Error::InvalidEvent("EventBridge event without \"detail-type\"".into()))?;
+    let detail = obj
+        .get("detail")
+        .and_then(Value::as_object)
+        .ok_or_else(|| Error::InvalidEvent("EventBridge event without a \"detail\" object".into()))?;
+    let region = str_field(obj, "region")
+        .or_else(|| str_field(detail, "awsRegion"))
+        .map(str::to_string);
+    let request = |work| Request {
+        invocation: Invocation::Event,
+        work,
+        region: region.clone(),
+    };
+    match detail_type {
+        "Secret Label Updated" => {
+            let id = obj
+                .get("resources")
+                .and_then(Value::as_array)
+                .and_then(|r| r.first())
+                .and_then(Value::as_str)
+                .or_else(|| str_field(detail, "name"))
+                .ok_or_else(|| {
+                    Error::InvalidEvent("Secret Label Updated without resources[0]".into())
+                })?;
+            let secret = SecretRef {
+                id: id.to_string(),
+                name: str_field(detail, "name")
+                    .map(str::to_string)
+                    .or_else(|| name_from_full_arn(id)),
+            };
+            if str_field(detail, "labelUpdated") == Some("AWSCURRENT") {
+                Ok(request(Work::Replicate(vec![secret])))
+            } else {
+                Ok(request(skip(&secret, reason::NOT_CURRENT)))
+            }
+        }
+        "AWS API Call via CloudTrail" | "AWS Service Event via CloudTrail" => {
+            let event_name = str_field(detail, "eventName").ok_or_else(|| {
+                Error::InvalidEvent("CloudTrail event without detail.eventName".into())
+            })?;
+            let secret = cloudtrail_secret(detail);
+            let label = secret
+                .as_ref()
+                .map(|s| s.id.clone())
+                .unwrap_or_else(|| event_name.to_string());
+            let skip_with = |reason| Work::Skip {
+                source: label.clone(),
+                reason,
+            };
+            if detail.get("errorCode").is_some_and(|v| !v.is_null()) {
+                return Ok(request(skip_with(reason::CALL_FAILED)));
+            }
+            if caused_by_me(detail, me) {
+                return Ok(request(skip_with(reason::SELF_CAUSED)));
+            }
+            let params = detail.get("requestParameters").and_then(Value::as_object);
+            let work = match event_name {
+                "CreateSecret" | "UpdateSecret" | "RotationSucceeded" | "RestoreSecret" => {
+                    replicate(secret, event_name)?
+                }
+                "PutSecretValue" => {
+                    let stages = params.and_then(|p| p.get("versionStages"));
+                    let current = match stages.and_then(Value::as_array) {
+                        None => true,
+                        Some(s) => s.iter().any(|v| v.as_str() == Some("AWSCURRENT")),
+                    };
+                    if current {
+                        replicate(secret, event_name)?
+                    } else {
+                        skip_with(reason::NOT_CURRENT)
+                    }
+                }
+                "UpdateSecretVersionStage" => {
+                    let stage = params.and_then(|p| str_field(p, "versionStage"));
+                    let moved_to = params.and_then(|p| str_field(p, "moveToVersionId"));
+                    if stage == Some("AWSCURRENT") && moved_to.is_some() {
+                        replicate(secret, event_name)?
+                    } else {
+                        skip_with(reason::NOT_CURRENT)
+                    }
+                }
+                "DeleteSecret" => skip_with(reason::DELETE_SYNC_OFF),
+                "TagResource" | "UntagResource" => skip_with(reason::TAG_SYNC_OFF),
+                _ => skip_with(reason::NOT_A_VALUE_CHANGE),
+            };
+            Ok(request(work))
+        }
+        _ => Ok(request(Work::Skip {
+            source: detail_type.to_string(),
+            reason: reason::NOT_A_VALUE_CHANGE,
+        })),
+    }
+}
+
+fn replicate(secret: Option<SecretRef>, event_name: &str) -> Result<Work, Error> {
+    secret.map(|s| Work::Replicate(vec![s])).ok_or_else(|| {
+        Error::InvalidEvent(format!("{event_name} event that names no secret"))
+    })
+}
+
+fn skip(secret: &SecretRef, reason: &'static str) -> Work {
+    Work::Skip {
+        source: secret.id.clone(),
+        reason,
+    }
+}
+
+/// The secret of a CloudTrail event: which id to call with, and its name when certain.
+fn cloudtrail_secret(detail: &Map<String, Value>) -> Option<SecretRef> {
+    let params = detail.get("requestParameters").and_then(Value::as_object);
+    let response = detail.get("responseElements").and_then(Value::as_object);
+    // Before February 2024 some events spelled `arn` as `aRN`: match the key case-insensitively.
+    let response_arn = response.and_then(|r| {
+        r.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("arn"))
+            .and_then(|(_, v)| v.as_str())
+    });
+    let secret_id = params.and_then(|p| str_field(p, "secretId"));
+    let create_name = params.and_then(|p| str_field(p, "name"));
+    let service_id = detail
+        .get("additionalEventData")
+        .and_then(Value::as_object)
+        .and_then(|a| str_field(a, "SecretId"));
+    let response_name = response.and_then(|r| str_field(r, "name"));
+
+    // Call with the full ARN when the response gives one: it names exactly this secret.
+    let id = response_arn
+        .or(secret_id)
+        .or(create_name)
+        .or(service_id)?
+        .to_string();
+    let name = create_name
+        .or(response_name)
+        .map(str::to_string)
+        .or_else(|| secret_id.and_then(name_from_id))
+        .or_else(|| response_arn.and_then(name_from_full_arn))
+        .or_else(|| service_id.and_then(name_from_id));
+    Some(SecretRef { id, name })
+}
+
+/// A plain id is the name; an ARN says nothing certain (it may be partial).
+fn name_from_id(id: &str) -> Option<String> {
+    (!id.starts_with("arn:")).then(|| id.to_string())
+}
+
+/// The name inside a full secret ARN from `responseElements`: the resource part minus the fixed
+/// 7-character suffix (`-AbCdEf`). Only for ARNs AWS returned, which are always full.
+fn name_from_full_arn(arn: &str) -> Option<String> {
+    let resource = arn.splitn(7, ':').nth(6)?;
+    let (head, suffix) = resource.split_at_checked(resource.len().checked_sub(7)?)?;
+    let suffix_ok = suffix.starts_with('-') && suffix[1..].chars().all(|c| c.is_ascii_alphanumeric());
+    (suffix_ok && !head.is_empty()).then(|| head.to_string())
+}
+
+/// An event caused by this function: an assumed-role session named after the function, and,
+/// when the function's role is known, issued by that role.
+fn caused_by_me(detail: &Map<String, Value>, me: &Identity) -> bool {
+    let Some(user) = detail.get("userIdentity").and_then(Value::as_object) else {
+        return false;
+    };
+    if str_field(user, "type") != Some("AssumedRole") {
+        return false;
+    }
+    let session = str_field(user, "arn").and_then(|a| a.rsplit('/').next());
+    if session != Some(me.function_name.as_str()) {
+        return false;
+    }
+    match &me.role_arn {
+        None => true,
+        Some(role) => {
+            user.get("sessionContext")
+                .and_then(|c| c.get("sessionIssuer"))
+                .and_then(|i| i.get("arn"))
+                .and_then(Value::as_str)
+                == Some(role.as_str())
+        }
+    }
+}
+
+fn str_field<'a>(obj: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
+    obj.get(key).and_then(Value::as_str).filter(|s| !s.is_empty())
+}
+
+#[cfg(test)]
+mod tests;

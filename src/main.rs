@@ -1,0 +1,57 @@
+// The SDK call futures nest deeply; the default limit (128) is too low for the layout query.
+
+#![recursion_limit = "256"]
+
+//! The one binary: serves Lambda events under a Lambda runtime, and is the operator CLI
+//! otherwise.
+
+use lambda_runtime::{LambdaEvent, service_fn};
+use secret_replicator::app::{self, App};
+use secret_replicator::config::{self, Env, Settings};
+use secret_replicator::metrics::Metrics;
+use secret_replicator::store::{self, AwsStores};
+use serde_json::Value;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let env = Env::from_process();
+    if !config::under_lambda_runtime(&env) {
+        return secret_replicator::cli::run(env, std::env::args().skip(1).collect()).await;
+    }
+    lambda_runtime::tracing::init_default_subscriber();
+    match serve(env).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "Lambda runtime stopped");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(env: Env) -> Result<(), lambda_runtime::Error> {
+    let sdk = store::sdk_config().await;
+    let app = match Settings::from_env(&env) {
+        Ok(settings) => {
+            let stores = AwsStores::new(sdk, &settings.function_name);
+            App::new(settings, stores, Metrics { enabled: true }).await
+        }
+        Err(e) => Err(e),
+    };
+    if let Err(e) = &app {
+        // Serve anyway: every invocation answers with this error instead of timing out.
+        tracing::error!(error = %e, "invalid configuration");
+    }
+    let app = Arc::new(app);
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
+        let app = app.clone();
+        async move {
+            match app.as_ref() {
+                Ok(app) => app.handle(&event.payload).await,
+                Err(e) => app::invalid_config(e, &event.payload),
+            }
+        }
+    }))
+    .await
+}

@@ -1,0 +1,433 @@
+//! The result document (SPEC §7) and the one error type. The error table exists once, here:
+//! `ErrorKind::status_code` and `ErrorKind::retry_class`.
+
+use serde::Serialize;
+
+/// Every kind of failure the function reports (SPEC §7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub enum ErrorKind {
+    InvalidEvent,
+    InvalidConfig,
+    AwsClientError,
+    AccessDenied,
+    SourceNotFound,
+    DestinationConflict,
+    TooLarge,
+    TransformFailed,
+    KmsUnavailable,
+    Throttled,
+    ServiceError,
+    Timeout,
+}
+
+/// Whether retrying later can help.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RetryClass {
+    Permanent,
+    Retriable,
+}
+
+impl ErrorKind {
+    /// The HTTP-style status code of the error table.
+    pub fn status_code(self) -> u16 {
+        match self {
+            ErrorKind::InvalidEvent | ErrorKind::InvalidConfig | ErrorKind::AwsClientError => 400,
+            ErrorKind::AccessDenied => 403,
+            ErrorKind::SourceNotFound => 404,
+            ErrorKind::DestinationConflict => 409,
+            ErrorKind::TooLarge => 413,
+            ErrorKind::TransformFailed => 422,
+            ErrorKind::KmsUnavailable => 424,
+            ErrorKind::Throttled => 429,
+            ErrorKind::ServiceError => 502,
+            ErrorKind::Timeout => 504,
+        }
+    }
+
+    /// Throttling, 5xx and network failures are retriable; everything else is permanent.
+    pub fn retry_class(self) -> RetryClass {
+        match self {
+            ErrorKind::Throttled | ErrorKind::ServiceError | ErrorKind::Timeout => {
+                RetryClass::Retriable
+            }
+            _ => RetryClass::Permanent,
+        }
+    }
+
+    /// The stable name (Lambda's `errorType`, the metric dimension).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::InvalidEvent => "InvalidEvent",
+            ErrorKind::InvalidConfig => "InvalidConfig",
+            ErrorKind::AwsClientError => "AwsClientError",
+            ErrorKind::AccessDenied => "AccessDenied",
+            ErrorKind::SourceNotFound => "SourceNotFound",
+            ErrorKind::DestinationConflict => "DestinationConflict",
+            ErrorKind::TooLarge => "TooLarge",
+            ErrorKind::TransformFailed => "TransformFailed",
+            ErrorKind::KmsUnavailable => "KmsUnavailable",
+            ErrorKind::Throttled => "Throttled",
+            ErrorKind::ServiceError => "ServiceError",
+            ErrorKind::Timeout => "Timeout",
+        }
+    }
+}
+
+/// A failed AWS call, with what AWS said about it. Messages come from AWS and name resources,
+/// never values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AwsError {
+    pub kind: ErrorKind,
+    /// `secretsmanager`, `sts` or `kms`.
+    pub service: &'static str,
+    /// The API operation, e.g. `PutSecretValue`.
+    pub operation: &'static str,
+    /// The AWS error code (`ResourceNotFoundException`), or a transport description.
+    pub code: String,
+    pub message: String,
+}
+
+impl AwsError {
+    /// True when AWS answered with this error code.
+    pub fn is(&self, code: &str) -> bool {
+        self.code == code
+    }
+}
+
+/// The one error type of the function. Never carries a secret value.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum Error {
+    #[error("invalid event: {0}")]
+    InvalidEvent(String),
+    #[error("{0}")]
+    InvalidConfig(String),
+    #[error("{} {}: {}: {}", .0.service, .0.operation, .0.code, .0.message)]
+    Aws(AwsError),
+    #[error("source secret not found: {0}")]
+    SourceNotFound(String),
+    #[error("{0}")]
+    DestinationConflict(String),
+    #[error("transformed value is {0} bytes, over the limit of 65536")]
+    TooLarge(usize),
+    #[error("{0}")]
+    TransformFailed(String),
+}
+
+impl Error {
+    /// The kind of the error table.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::InvalidEvent(_) => ErrorKind::InvalidEvent,
+            Error::InvalidConfig(_) => ErrorKind::InvalidConfig,
+            Error::Aws(e) => e.kind,
+            Error::SourceNotFound(_) => ErrorKind::SourceNotFound,
+            Error::DestinationConflict(_) => ErrorKind::DestinationConflict,
+            Error::TooLarge(_) => ErrorKind::TooLarge,
+            Error::TransformFailed(_) => ErrorKind::TransformFailed,
+        }
+    }
+
+    /// Shorthand for `kind().status_code()`.
+    pub fn status_code(&self) -> u16 {
+        self.kind().status_code()
+    }
+
+    /// Shorthand for `kind().retry_class()`.
+    pub fn retry_class(&self) -> RetryClass {
+        self.kind().retry_class()
+    }
+
+    /// The AWS error, if this came from an AWS call.
+    pub fn aws(&self) -> Option<&AwsError> {
+        match self {
+            Error::Aws(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// True when AWS answered with this error code.
+    pub fn is_aws(&self, code: &str) -> bool {
+        self.aws().is_some_and(|e| e.is(code))
+    }
+
+    /// The `error` object of the result document.
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody {
+            kind: self.kind(),
+            message: self.to_string(),
+            code: self.aws().map(|e| e.code.clone()),
+        }
+    }
+}
+
+/// `error: {kind, message[, code]}` in the result document.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ErrorBody {
+    pub kind: ErrorKind,
+    pub message: String,
+    /// The AWS error code, when AWS produced the error.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+}
+
+/// `status` of one result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Replicated,
+    Unchanged,
+    Skipped,
+    Deleted,
+    Restored,
+    Planned,
+    Failed,
+}
+
+/// `action` of one result: what was (or would be) done to the destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Create,
+    Update,
+    Label,
+    Kms,
+    Tags,
+    Description,
+    Delete,
+    Restore,
+    None,
+}
+
+/// Where a result went.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, Hash)]
+pub struct DestinationRef {
+    pub region: String,
+    pub account: String,
+    pub name: String,
+}
+
+/// One line of `results`.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Outcome {
+    pub source: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub destination: Option<DestinationRef>,
+    pub status: Status,
+    pub action: Action,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub status_code: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_class: Option<RetryClass>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorBody>,
+}
+
+impl Outcome {
+    /// A successful (or skipped, or planned) result.
+    pub fn ok(
+        source: impl Into<String>,
+        destination: Option<DestinationRef>,
+        status: Status,
+        action: Action,
+    ) -> Self {
+        Outcome {
+            source: source.into(),
+            destination,
+            status,
+            action,
+            reason: None,
+            status_code: 200,
+            version_id: None,
+            duration_ms: None,
+            retry_class: None,
+            error: None,
+        }
+    }
+
+    /// A skip, with its reason.
+    pub fn skipped(
+        source: impl Into<String>,
+        destination: Option<DestinationRef>,
+        reason: &str,
+    ) -> Self {
+        Outcome {
+            reason: Some(reason.to_string()),
+            ..Outcome::ok(source, destination, Status::Skipped, Action::None)
+        }
+    }
+
+    /// A failure of one destination (or of the source before destinations were known).
+    pub fn failed(
+        source: impl Into<String>,
+        destination: Option<DestinationRef>,
+        action: Action,
+        error: &Error,
+    ) -> Self {
+        Outcome {
+            status_code: error.status_code(),
+            retry_class: Some(error.retry_class()),
+            error: Some(error.body()),
+            ..Outcome::ok(source, destination, Status::Failed, action)
+        }
+    }
+
+    /// True for `failed`.
+    pub fn is_failure(&self) -> bool {
+        self.status == Status::Failed
+    }
+}
+
+/// The document every invocation produces.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    pub status_code: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_class: Option<RetryClass>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorBody>,
+    pub results: Vec<Outcome>,
+    pub remaining: Vec<String>,
+}
+
+impl Report {
+    /// A report of per-destination results; the top-level code follows SPEC §7.
+    pub fn from_results(results: Vec<Outcome>, remaining: Vec<String>) -> Self {
+        let failures: Vec<&Outcome> = results.iter().filter(|o| o.is_failure()).collect();
+        let status_code = match failures.first() {
+            None => 200,
+            Some(first) => {
+                let same_code = failures.iter().all(|f| f.status_code == first.status_code);
+                if failures.len() < results.len() || !same_code {
+                    207
+                } else {
+                    first.status_code
+                }
+            }
+        };
+        Report {
+            status_code,
+            retry_class: None,
+            error: None,
+            results,
+            remaining,
+        }
+    }
+
+    /// A failure before any destination was known (InvalidEvent, InvalidConfig, SourceNotFound).
+    pub fn top_level(error: &Error) -> Self {
+        Report {
+            status_code: error.status_code(),
+            retry_class: Some(error.retry_class()),
+            error: Some(error.body()),
+            results: Vec::new(),
+            remaining: Vec::new(),
+        }
+    }
+
+    /// The first failure's kind, if anything failed (Lambda's `errorType`).
+    pub fn first_failure(&self) -> Option<ErrorKind> {
+        if let Some(e) = &self.error {
+            return Some(e.kind);
+        }
+        self.results
+            .iter()
+            .find_map(|o| o.error.as_ref().map(|e| e.kind))
+    }
+
+    /// The document as compact JSON.
+    pub fn to_json(&self) -> String {
+        // Serialising plain strings and numbers cannot fail; fall back to a minimal document
+        // rather than panic if it ever did.
+        serde_json::to_string(self)
+            .unwrap_or_else(|_| format!("{{\"statusCode\":{}}}", self.status_code))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failed(kind: ErrorKind) -> Outcome {
+        let err = match kind {
+            ErrorKind::TooLarge => Error::TooLarge(70_000),
+            _ => Error::Aws(AwsError {
+                kind,
+                service: "secretsmanager",
+                operation: "PutSecretValue",
+                code: "X".into(),
+                message: "m".into(),
+            }),
+        };
+        Outcome::failed("src", None, Action::Update, &err)
+    }
+
+    fn ok() -> Outcome {
+        Outcome::ok("src", None, Status::Replicated, Action::Update)
+    }
+
+    #[test]
+    fn every_kind_has_the_status_code_and_retry_class_of_the_table() {
+        use ErrorKind::*;
+        let table = [
+            (InvalidEvent, 400, RetryClass::Permanent),
+            (InvalidConfig, 400, RetryClass::Permanent),
+            (AwsClientError, 400, RetryClass::Permanent),
+            (AccessDenied, 403, RetryClass::Permanent),
+            (SourceNotFound, 404, RetryClass::Permanent),
+            (DestinationConflict, 409, RetryClass::Permanent),
+            (TooLarge, 413, RetryClass::Permanent),
+            (TransformFailed, 422, RetryClass::Permanent),
+            (KmsUnavailable, 424, RetryClass::Permanent),
+            (Throttled, 429, RetryClass::Retriable),
+            (ServiceError, 502, RetryClass::Retriable),
+            (Timeout, 504, RetryClass::Retriable),
+        ];
+        for (kind, code, class) in table {
+            assert_eq!(kind.status_code(), code, "{kind:?}");
+            assert_eq!(kind.retry_class(), class, "{kind:?}");
+            assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());
+        }
+    }
+
+    #[test]
+    fn top_level_code_is_200_207_or_the_common_code() {
+        let cases = [
+            (vec![ok(), ok()], 200),
+            (vec![ok(), failed(ErrorKind::AccessDenied)], 207),
+            (
+                vec![failed(ErrorKind::AccessDenied), failed(ErrorKind::Throttled)],
+                207,
+            ),
+            (
+                vec![failed(ErrorKind::Throttled), failed(ErrorKind::Throttled)],
+                429,
+            ),
+            (vec![failed(ErrorKind::TooLarge)], 413),
+            (vec![], 200),
+        ];
+        for (results, want) in cases {
+            assert_eq!(Report::from_results(results, vec![]).status_code, want);
+        }
+    }
+
+    #[test]
+    fn document_uses_the_spec_field_names() {
+        let report = Report::from_results(vec![ok(), failed(ErrorKind::Throttled)], vec![]);
+        let v: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
+        assert_eq!(v["statusCode"], 207);
+        assert_eq!(v["results"][1]["retryClass"], "retriable");
+        assert_eq!(v["results"][1]["error"]["kind"], "Throttled");
+        assert_eq!(v["results"][1]["statusCode"], 429);
+        assert_eq!(v["results"][0]["status"], "replicated");
+        assert_eq!(v["remaining"], serde_json::json!([]));
+        assert_eq!(report.first_failure(), Some(ErrorKind::Throttled));
+    }
+}

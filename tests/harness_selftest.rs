@@ -1,0 +1,206 @@
+//! Proves the test harness (moto + fault proxy) works without the product.
+
+mod common;
+
+use common::{
+    Fault, FaultProxy, Match, Moto, Response, Rule, encode_request, http_request, read_response,
+};
+use std::io::{self, BufReader, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+fn auth(service: &str) -> String {
+    format!(
+        "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20260101/us-east-1/{service}/aws4_request, SignedHeaders=host, Signature=x"
+    )
+}
+
+fn list_secrets(addr: SocketAddr, body: &str) -> io::Result<Response> {
+    let auth = auth("secretsmanager");
+    let headers = [
+        ("X-Amz-Target", "secretsmanager.ListSecrets"),
+        ("Content-Type", "application/x-amz-json-1.1"),
+        ("Authorization", &auth),
+    ];
+    http_request(addr, "POST", "/", &headers, body.as_bytes())
+}
+
+fn assume_role(addr: SocketAddr) -> Response {
+    let auth = auth("sts");
+    let headers = [
+        ("Content-Type", "application/x-www-form-urlencoded"),
+        ("Authorization", &auth),
+    ];
+    let body = "Action=AssumeRole&Version=2011-06-15&RoleArn=arn%3Aaws%3Aiam%3A%3A222222222222%3Arole%2Fdr&RoleSessionName=t";
+    http_request(addr, "POST", "/", &headers, body.as_bytes()).expect("AssumeRole through proxy")
+}
+
+fn json(r: &Response) -> serde_json::Value {
+    serde_json::from_slice(&r.body).expect("JSON body")
+}
+
+#[test]
+fn moto_and_fault_proxy() {
+    let moto = Moto::start();
+    let proxy = FaultProxy::start(moto.addr());
+
+    // Pass-through.
+    let r = list_secrets(proxy.addr(), "{}").unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(json(&r)["SecretList"].is_array());
+
+    // times(1): one AWS-shaped AccessDenied, then pass-through again.
+    proxy.add_rule(Rule::new(Match::op("ListSecrets"), Fault::access_denied()).times(1));
+    let r = list_secrets(proxy.addr(), "{}").unwrap();
+    assert_eq!(r.status, 400);
+    assert_eq!(r.header("x-amzn-ErrorType"), Some("AccessDeniedException"));
+    assert_eq!(r.header("content-type"), Some("application/x-amz-json-1.1"));
+    assert!(r.header("x-amzn-RequestId").is_some());
+    assert_eq!(json(&r)["__type"], "AccessDeniedException");
+    assert_eq!(list_secrets(proxy.addr(), "{}").unwrap().status, 200);
+
+    // Body match: only requests mentioning dr/app are throttled.
+    proxy.add_rule(Rule::new(
+        Match::op("ListSecrets").body_contains("dr/app"),
+        Fault::throttling(),
+    ));
+    let r = list_secrets(
+        proxy.addr(),
+        r#"{"Filters":[{"Key":"name","Values":["dr/app"]}]}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        (r.status, json(&r)["message"].as_str()),
+        (400, Some("Rate exceeded"))
+    );
+    proxy.clear_rules();
+
+    // Keep-alive: two requests on one client connection, plus a 503 on the same connection.
+    proxy.add_rule(Rule::new(Match::op("DescribeSecret"), Fault::Status(503)));
+    let mut conn = TcpStream::connect(proxy.addr()).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut reader = BufReader::new(conn.try_clone().unwrap());
+    let auth_sm = auth("secretsmanager");
+    for target in [
+        "secretsmanager.ListSecrets",
+        "secretsmanager.DescribeSecret",
+        "secretsmanager.ListSecrets",
+    ] {
+        let headers = [
+            ("X-Amz-Target", target),
+            ("Authorization", auth_sm.as_str()),
+        ];
+        conn.write_all(&encode_request(
+            proxy.addr(),
+            "POST",
+            "/",
+            &headers,
+            b"{}",
+            false,
+        ))
+        .unwrap();
+        let r = read_response(&mut reader).unwrap();
+        let want = if target.ends_with("DescribeSecret") {
+            503
+        } else {
+            200
+        };
+        assert_eq!(r.status, want, "{target}: {}", r.text());
+    }
+    drop((conn, reader));
+
+    // STS: awsQuery-shaped AccessDenied once, then a real AssumeRole into account 222222222222.
+    proxy.add_rule(Rule::new(Match::op("AssumeRole"), Fault::sts_access_denied()).times(1));
+    let r = assume_role(proxy.addr());
+    assert_eq!(r.status, 403);
+    assert!(
+        r.text().contains("<Code>AccessDenied</Code>") && r.text().contains("<Type>Sender</Type>")
+    );
+    let r = assume_role(proxy.addr());
+    assert_eq!(r.status, 200, "{}", r.text());
+    let text = r.text();
+    let key = text
+        .split("<AccessKeyId>")
+        .nth(1)
+        .and_then(|s| s.split('<').next())
+        .unwrap();
+    assert_eq!(moto.account_of(key), "222222222222");
+    assert_eq!(moto.account_of("AKIAIOSFODNN7EXAMPLE"), "123456789012");
+
+    // Counters: proxy sees everything, moto only what passed through.
+    assert_eq!(
+        (proxy.hits("ListSecrets"), proxy.faults("ListSecrets")),
+        (6, 2)
+    );
+    assert_eq!(
+        (proxy.hits("AssumeRole"), proxy.faults("AssumeRole")),
+        (2, 1)
+    );
+    assert_eq!(
+        (proxy.hits("DescribeSecret"), proxy.faults("DescribeSecret")),
+        (1, 1)
+    );
+    assert_eq!(moto.count("ListSecrets"), 4);
+    assert_eq!(moto.count("DescribeSecret"), 0);
+    assert_eq!(moto.count_service("sts"), 1);
+    let calls = moto.calls();
+    let sts = calls.iter().find(|c| c.operation == "AssumeRole").unwrap();
+    assert_eq!(sts.service, "sts");
+    assert_eq!(sts.region.as_deref(), Some("us-east-1"));
+    assert_eq!(sts.account.as_deref(), Some("123456789012"));
+    assert!(sts.body.contains("RoleSessionName=t"));
+    proxy.reset_counts();
+    moto.reset_calls();
+    assert!(moto.calls().is_empty());
+    assert_eq!(proxy.hits("ListSecrets"), 0);
+
+    // Reset: connection closed without a response.
+    proxy.add_rule(Rule::new(Match::any(), Fault::Reset).times(1));
+    assert!(list_secrets(proxy.addr(), "{}").is_err());
+
+    // Delay, then forwarded.
+    proxy.add_rule(Rule::new(Match::any(), Fault::Delay(Duration::from_millis(300))).times(1));
+    let t = Instant::now();
+    assert_eq!(list_secrets(proxy.addr(), "{}").unwrap().status, 200);
+    assert!(t.elapsed() >= Duration::from_millis(300));
+
+    // Probability: deterministic for a given seed.
+    proxy.clear_rules();
+    proxy.add_rule(
+        Rule::new(Match::op("ListSecrets"), Fault::internal_error())
+            .probability(0.5)
+            .seed(7),
+    );
+    let statuses: Vec<u16> = (0..12)
+        .map(|_| list_secrets(proxy.addr(), "{}").unwrap().status)
+        .collect();
+    let faulted = statuses.iter().filter(|&&s| s == 500).count();
+    assert!(faulted > 0 && faulted < 12, "{statuses:?}");
+    assert_eq!(moto.count("ListSecrets"), 1 + 12 - faulted); // Delay + unfaulted (Reset never reached moto)
+
+    // Drop kills moto.
+    let addr = moto.addr();
+    moto.reset();
+    drop(proxy);
+    drop(moto);
+    assert!(TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_err());
+}
+
+/// The proxy also works from inside an async test (its runtime is on its own thread).
+#[tokio::test]
+async fn proxy_from_async_test() {
+    let moto = Moto::start();
+    let proxy = FaultProxy::start(moto.addr());
+    proxy.add_rule(Rule::new(Match::service("secretsmanager"), Fault::throttling()).times(1));
+    let addr = proxy.addr();
+    let statuses = tokio::task::spawn_blocking(move || {
+        (0..2)
+            .map(|_| list_secrets(addr, "{}").unwrap().status)
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap();
+    assert_eq!(statuses, [400, 200]);
+    assert_eq!(moto.count_service("secretsmanager"), 1);
+}
