@@ -116,14 +116,19 @@ impl<S: Stores> App<S> {
             Ok(r) => r,
             Err(e) => {
                 let invocation = if manual {
-                    Invocation::Manual { fail_on_error: false }
+                    Invocation::Manual {
+                        fail_on_error: false,
+                    }
                 } else {
                     Invocation::Event
                 };
                 return finish(invocation, Report::top_level(&e));
             }
         };
-        let region = request.region.as_deref().or(self.settings.region.as_deref());
+        let region = request
+            .region
+            .as_deref()
+            .or(self.settings.region.as_deref());
         let report = match &request.work {
             Work::Skip { source, reason } => {
                 tracing::info!(source = %source, reason, "skipped");
@@ -155,7 +160,12 @@ fn report_of(results: Vec<SourceResult>, sources: usize) -> Report {
             }
             SourceResult::Failed { source, error } => {
                 tracing::warn!(source = %source, error = %error, "source read failed");
-                outcomes.push(Outcome::failed(source, None, crate::outcome::Action::None, &error));
+                outcomes.push(Outcome::failed(
+                    source,
+                    None,
+                    crate::outcome::Action::None,
+                    &error,
+                ));
             }
         }
     }

@@ -64,7 +64,10 @@ fn init_logging(env: &Env) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false);
-    let _ = if env.get("AWS_LAMBDA_LOG_FORMAT").is_some_and(|f| f.eq_ignore_ascii_case("json")) {
+    let _ = if env
+        .get("AWS_LAMBDA_LOG_FORMAT")
+        .is_some_and(|f| f.eq_ignore_ascii_case("json"))
+    {
         builder.json().try_init()
     } else {
         builder.try_init()
@@ -88,7 +91,11 @@ fn flags(args: &[String], known: &[&str]) -> Result<Vec<(String, String)>, Usage
 }
 
 fn one(flags: &[(String, String)], name: &str) -> Option<String> {
-    flags.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+    flags
+        .iter()
+        .rev()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.clone())
 }
 
 async fn replicate(env: Env, args: &[String]) -> Result<ExitCode, Usage> {
@@ -228,7 +235,9 @@ async fn validate(env: Env, args: &[String]) -> Result<ExitCode, Usage> {
     };
     match loaded {
         Ok(config) => {
-            let region = env.get("AWS_REGION").or_else(|| env.get("AWS_DEFAULT_REGION"));
+            let region = env
+                .get("AWS_REGION")
+                .or_else(|| env.get("AWS_DEFAULT_REGION"));
             for w in loop_warnings(&config, region) {
                 eprintln!("warning: {w}");
             }
@@ -284,8 +293,8 @@ pub fn loop_warnings(config: &Config, region: Option<&str>) -> Vec<String> {
     let mut out = Vec::new();
     for rule in &config.rules {
         for d in &rule.destinations {
-            let same_place = d.role.is_none()
-                && d.region.as_deref().is_none_or(|r| Some(r) == region);
+            let same_place =
+                d.role.is_none() && d.region.as_deref().is_none_or(|r| Some(r) == region);
             if !same_place {
                 continue;
             }
@@ -300,14 +309,14 @@ pub fn loop_warnings(config: &Config, region: Option<&str>) -> Vec<String> {
                 vars.set("DEST_REGION", d.region.as_deref().unwrap_or(r));
                 vars.set("SOURCE_ACCOUNT", "123456789012");
                 vars.set("DEST_ACCOUNT", "123456789012");
-                if let Ok(name) = d.name.render(&vars) {
-                    if config.matches_any(&name) {
-                        out.push(format!(
-                            "{}: in the source's own account and region, a copy of {sample:?} would be named {name:?}, which rule {:?} matches: it would replicate itself (skipped as a loop at run time)",
-                            d.label, rule.name
-                        ));
-                        break;
-                    }
+                if let Ok(name) = d.name.render(&vars)
+                    && config.matches_any(&name)
+                {
+                    out.push(format!(
+                        "{}: in the source's own account and region, a copy of {sample:?} would be named {name:?}, which rule {:?} matches: it would replicate itself (skipped as a loop at run time)",
+                        d.label, rule.name
+                    ));
+                    break;
                 }
             }
         }

@@ -157,12 +157,10 @@ impl Settings {
             },
         };
         let role_arn = env.get("REPLICATOR_ROLE_ARN").map(str::to_string);
-        if let Some(arn) = &role_arn {
-            if role_account(arn).is_none() {
-                errors.push(format!(
-                    "REPLICATOR_ROLE_ARN: expected an IAM role ARN (arn:aws:iam::123456789012:role/name), got {arn:?}"
-                ));
-            }
+        if let Some(arn) = role_arn.as_deref().filter(|a| role_account(a).is_none()) {
+            errors.push(format!(
+                "REPLICATOR_ROLE_ARN: expected an IAM role ARN (arn:aws:iam::123456789012:role/name), got {arn:?}"
+            ));
         }
         let source = match sources.as_slice() {
             [] => {
@@ -304,7 +302,12 @@ impl Rule {
                         '*' | '?' => out.push('x'),
                         '[' => {
                             let class: String = chars.by_ref().take_while(|&c| c != ']').collect();
-                            out.push(class.chars().find(|c| *c != '!' && *c != '^').unwrap_or('x'));
+                            out.push(
+                                class
+                                    .chars()
+                                    .find(|c| *c != '!' && *c != '^')
+                                    .unwrap_or('x'),
+                            );
                         }
                         '\\' => out.extend(chars.next()),
                         c => out.push(c),
@@ -461,9 +464,9 @@ pub async fn load_shorthand(s: &Shorthand, fetcher: &impl TextFetcher) -> Result
 /// Loads the configuration named by the settings.
 pub async fn load(settings: &Settings, fetcher: &impl TextFetcher) -> Result<Config, Error> {
     match &settings.source {
-        ConfigSource::Inline(doc) => load_document(doc, fetcher).await.map_err(|e| {
-            Error::InvalidConfig(format!("REPLICATOR_CONFIG: {}", e_msg(&e)))
-        }),
+        ConfigSource::Inline(doc) => load_document(doc, fetcher)
+            .await
+            .map_err(|e| Error::InvalidConfig(format!("REPLICATOR_CONFIG: {}", e_msg(&e)))),
         ConfigSource::File(path) => {
             let text = std::fs::read_to_string(path).map_err(|e| {
                 Error::InvalidConfig(format!("REPLICATOR_CONFIG_FILE: cannot read {path}: {e}"))
@@ -488,7 +491,11 @@ fn e_msg(e: &Error) -> String {
     e.to_string()
 }
 
-async fn build(raw: RawConfig, naming: Naming, fetcher: &impl TextFetcher) -> Result<Config, Error> {
+async fn build(
+    raw: RawConfig,
+    naming: Naming,
+    fetcher: &impl TextFetcher,
+) -> Result<Config, Error> {
     let mut errors = Vec::new();
     let mut rules = Vec::new();
     for (ri, rr) in raw.rules.into_iter().enumerate() {
@@ -566,13 +573,11 @@ async fn destination(
 ) -> Option<Destination> {
     let before = errors.len();
     let f = |field: &str| naming.field(path, field);
-    if let Some(r) = &rd.region {
-        if !valid_region(r) {
-            errors.push(format!(
-                "{}: expected an AWS region such as us-west-2, got {r:?}",
-                f("region")
-            ));
-        }
+    if let Some(r) = rd.region.as_deref().filter(|r| !valid_region(r)) {
+        errors.push(format!(
+            "{}: expected an AWS region such as us-west-2, got {r:?}",
+            f("region")
+        ));
     }
     let role = match &rd.account_role_arn {
         None => {
@@ -610,11 +615,18 @@ async fn destination(
             ));
         }
     }
-    if rd.kms_key_id.as_deref().is_some_and(|k| k.trim().is_empty()) {
+    if rd
+        .kms_key_id
+        .as_deref()
+        .is_some_and(|k| k.trim().is_empty())
+    {
         errors.push(format!("{}: must not be empty", f("kms_key_id")));
     }
     for k in rd.variables.keys() {
-        let well_formed = k.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        let well_formed = k
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
             && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
         if !well_formed {
             errors.push(format!(
@@ -651,7 +663,10 @@ async fn destination(
             .cloned(),
         fixed.clone(),
     );
-    let name_text = rd.name.clone().unwrap_or_else(|| "${SECRET_NAME}".to_string());
+    let name_text = rd
+        .name
+        .clone()
+        .unwrap_or_else(|| "${SECRET_NAME}".to_string());
     let name = match Template::parse(&name_text, &name_vars) {
         Ok(t) => Some(t),
         Err(e) => {
@@ -777,9 +792,11 @@ pub fn role_account(arn: &str) -> Option<String> {
     }
     let account = parts[4];
     let resource = parts[5];
-    let name_ok = resource
-        .strip_prefix("role/")
-        .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || "+=,.@_-/".contains(c)));
+    let name_ok = resource.strip_prefix("role/").is_some_and(|n| {
+        !n.is_empty()
+            && n.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-/".contains(c))
+    });
     (account.len() == 12 && account.chars().all(|c| c.is_ascii_digit()) && name_ok)
         .then(|| account.to_string())
 }

@@ -113,7 +113,7 @@ impl ProvideCredentials for RoleProvider {
             self.roles
                 .get(&self.role)
                 .await
-                .map_err(|e| CredentialsError::provider_error(e))
+                .map_err(CredentialsError::provider_error)
         })
     }
 }

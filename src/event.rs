@@ -50,7 +50,10 @@ pub enum Work {
     /// Replicate the current value of each secret.
     Replicate(Vec<SecretRef>),
     /// Nothing to do: `source` names the secret (or event), `reason` says why.
-    Skip { source: String, reason: &'static str },
+    Skip {
+        source: String,
+        reason: &'static str,
+    },
 }
 
 /// A parsed invocation.
@@ -155,7 +158,9 @@ fn parse_eventbridge(obj: &Map<String, Value>, me: &Identity) -> Result<Request,
     let detail = obj
         .get("detail")
         .and_then(Value::as_object)
-        .ok_or_else(|| Error::InvalidEvent("EventBridge event without a \"detail\" object".into()))?;
+        .ok_or_else(|| {
+            Error::InvalidEvent("EventBridge event without a \"detail\" object".into())
+        })?;
     let region = str_field(obj, "region")
         .or_else(|| str_field(detail, "awsRegion"))
         .map(str::to_string);
@@ -246,9 +251,9 @@ fn parse_eventbridge(obj: &Map<String, Value>, me: &Identity) -> Result<Request,
 }
 
 fn replicate(secret: Option<SecretRef>, event_name: &str) -> Result<Work, Error> {
-    secret.map(|s| Work::Replicate(vec![s])).ok_or_else(|| {
-        Error::InvalidEvent(format!("{event_name} event that names no secret"))
-    })
+    secret
+        .map(|s| Work::Replicate(vec![s]))
+        .ok_or_else(|| Error::InvalidEvent(format!("{event_name} event that names no secret")))
 }
 
 fn skip(secret: &SecretRef, reason: &'static str) -> Work {
@@ -301,7 +306,8 @@ fn name_from_id(id: &str) -> Option<String> {
 fn name_from_full_arn(arn: &str) -> Option<String> {
     let resource = arn.splitn(7, ':').nth(6)?;
     let (head, suffix) = resource.split_at_checked(resource.len().checked_sub(7)?)?;
-    let suffix_ok = suffix.starts_with('-') && suffix[1..].chars().all(|c| c.is_ascii_alphanumeric());
+    let suffix_ok =
+        suffix.starts_with('-') && suffix[1..].chars().all(|c| c.is_ascii_alphanumeric());
     (suffix_ok && !head.is_empty()).then(|| head.to_string())
 }
 
@@ -331,7 +337,9 @@ fn caused_by_me(detail: &Map<String, Value>, me: &Identity) -> bool {
 }
 
 fn str_field<'a>(obj: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
-    obj.get(key).and_then(Value::as_str).filter(|s| !s.is_empty())
+    obj.get(key)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
 }
 
 #[cfg(test)]

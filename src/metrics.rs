@@ -25,15 +25,25 @@ impl Metrics {
         for o in &report.results {
             let status = status_name(o.status);
             let kind = o.error.as_ref().map(|e| e.kind.as_str()).unwrap_or("None");
-            let region = o.destination.as_ref().map(|d| d.region.as_str()).unwrap_or("None");
+            let region = o
+                .destination
+                .as_ref()
+                .map(|d| d.region.as_str())
+                .unwrap_or("None");
             *counts.entry((status, kind, region)).or_default() += 1;
         }
         if let Some(e) = &report.error {
-            *counts.entry(("failed", e.kind.as_str(), "None")).or_default() += 1;
+            *counts
+                .entry(("failed", e.kind.as_str(), "None"))
+                .or_default() += 1;
         }
         for ((status, kind, region), n) in counts {
             self.line(
-                &[("Status", status), ("ErrorKind", kind), ("DestinationRegion", region)],
+                &[
+                    ("Status", status),
+                    ("ErrorKind", kind),
+                    ("DestinationRegion", region),
+                ],
                 "Replications",
                 n as f64,
                 "Count",

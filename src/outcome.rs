@@ -403,7 +403,10 @@ mod tests {
             (vec![ok(), ok()], 200),
             (vec![ok(), failed(ErrorKind::AccessDenied)], 207),
             (
-                vec![failed(ErrorKind::AccessDenied), failed(ErrorKind::Throttled)],
+                vec![
+                    failed(ErrorKind::AccessDenied),
+                    failed(ErrorKind::Throttled),
+                ],
                 207,
             ),
             (

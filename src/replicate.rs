@@ -120,14 +120,16 @@ pub async fn replicate_source<S: Stores>(
 ) -> SourceResult {
     // An event that names the secret lets us skip secrets no rule wants before reading them
     // (the function may not even be allowed to read them).
-    if let Some(name) = &secret.name {
-        if !config.matches_any(name) {
-            return SourceResult::Outcomes(vec![Outcome::skipped(
-                &secret.id,
-                None,
-                rules::reason::NO_MATCHING_RULE,
-            )]);
-        }
+    if secret
+        .name
+        .as_deref()
+        .is_some_and(|n| !config.matches_any(n))
+    {
+        return SourceResult::Outcomes(vec![Outcome::skipped(
+            &secret.id,
+            None,
+            rules::reason::NO_MATCHING_RULE,
+        )]);
     }
     let source_store = stores.own(region);
     let mut outcomes = Vec::new();
@@ -209,25 +211,33 @@ async fn replicate_version<S: Stores>(
             rules::reason::NO_MATCHING_RULE,
         )];
     }
-    let all_replica_skips = planned.iter().all(|p| {
-        matches!(p, Planned::Done(o) if o.reason.as_deref() == Some(rules::reason::REPLICA))
-    });
+    let all_replica_skips = planned.iter().all(
+        |p| matches!(p, Planned::Done(o) if o.reason.as_deref() == Some(rules::reason::REPLICA)),
+    );
     if all_replica_skips {
         // A replica's own events: one skip, no destination (SPEC §7).
         return vec![Outcome::skipped(&source.arn, None, rules::reason::REPLICA)];
     }
     let work = planned.into_iter().map(|p| async move {
         match p {
-            Planned::Done(o) => o,
+            Planned::Done(o) => *o,
             Planned::Write(target) => {
                 let started = Instant::now();
-                let mut outcome = match write_destination(stores, shared, source, current, &target).await {
-                    Ok((action, written)) => Outcome {
-                        version_id: Some(written.version_id),
-                        ..Outcome::ok(&source.arn, Some(target.at.clone()), Status::Replicated, action)
-                    },
-                    Err((action, e)) => Outcome::failed(&source.arn, Some(target.at.clone()), action, &e),
-                };
+                let mut outcome =
+                    match write_destination(stores, shared, source, current, &target).await {
+                        Ok((action, written)) => Outcome {
+                            version_id: Some(written.version_id),
+                            ..Outcome::ok(
+                                &source.arn,
+                                Some(target.at.clone()),
+                                Status::Replicated,
+                                action,
+                            )
+                        },
+                        Err((action, e)) => {
+                            Outcome::failed(&source.arn, Some(target.at.clone()), action, &e)
+                        }
+                    };
                 outcome.duration_ms = Some(started.elapsed().as_millis() as u64);
                 log_outcome(&source.name, &outcome);
                 outcome
@@ -421,8 +431,13 @@ impl<T: SecretStore> Writer<'_, T> {
     /// its KMS key to the configured one.
     async fn ready(&self, token: &str) -> Result<Ready, Failure> {
         let dest = self.target.dest;
-        let marker = token::marker_value(&self.source.account, &self.source.region, &self.source.name);
-        let mut described = self.store.describe(self.name()).await.map_err(|e| (Action::None, e))?;
+        let marker =
+            token::marker_value(&self.source.account, &self.source.region, &self.source.name);
+        let mut described = self
+            .store
+            .describe(self.name())
+            .await
+            .map_err(|e| (Action::None, e))?;
         if described.is_none() {
             let description = format!(
                 "Replica of {} ({} in {}), written by secret-replicator",
@@ -445,7 +460,11 @@ impl<T: SecretStore> Writer<'_, T> {
                 Ok(w) => return Ok(Ready::Created(w)),
                 // Another invocation created it first: check whose it is, then write.
                 Err(e) if e.is_aws("ResourceExistsException") => {
-                    described = self.store.describe(self.name()).await.map_err(|e| (Action::None, e))?;
+                    described = self
+                        .store
+                        .describe(self.name())
+                        .await
+                        .map_err(|e| (Action::None, e))?;
                 }
                 Err(e) => return Err((Action::Create, e)),
             }
@@ -501,9 +520,18 @@ impl<T: SecretStore> Writer<'_, T> {
             tracing::info!(destination = %self.name(), "restored destination scheduled for deletion");
         }
         if let Some(want) = &dest.kms_key_id {
-            let want_arn = self.store.key_arn(want).await.map_err(|e| (Action::Kms, e))?;
+            let want_arn = self
+                .store
+                .key_arn(want)
+                .await
+                .map_err(|e| (Action::Kms, e))?;
             let have_arn = match &d.kms_key_id {
-                Some(have) => Some(self.store.key_arn(have).await.map_err(|e| (Action::Kms, e))?),
+                Some(have) => Some(
+                    self.store
+                        .key_arn(have)
+                        .await
+                        .map_err(|e| (Action::Kms, e))?,
+                ),
                 None => None,
             };
             if have_arn.as_deref() != Some(want_arn.as_str()) {
@@ -520,17 +548,4 @@ impl<T: SecretStore> Writer<'_, T> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_limiter_allows_a_burst_then_spaces_writes() {
-        let l = WriteLimiter::new(4);
-        let waits: Vec<Duration> = (0..6).map(|_| l.reserve("1", "r")).collect();
-        assert!(waits[..4].iter().all(|w| w.is_zero()), "{waits:?}");
-        assert!(waits[4] > Duration::from_millis(200), "{waits:?}");
-        assert!(waits[5] > waits[4]);
-        // Another account/region has its own budget.
-        assert!(l.reserve("2", "r").is_zero());
-    }
-}
+mod tests;

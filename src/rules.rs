@@ -29,7 +29,7 @@ pub struct Target<'c> {
 pub enum Planned<'c> {
     Write(Box<Target<'c>>),
     /// Skipped or failed before any AWS call; the outcome says which.
-    Done(Outcome),
+    Done(Box<Outcome>),
 }
 
 /// Skip reasons decided here.
@@ -81,22 +81,22 @@ pub fn plan<'c>(config: &'c Config, src: &Source, is_replica: bool) -> Vec<Plann
                         "{}.name: renders to an empty name",
                         dest.label
                     ));
-                    planned.push(Planned::Done(Outcome::failed(
+                    planned.push(Planned::Done(Box::new(Outcome::failed(
                         &src.arn,
                         None,
                         Action::None,
                         &err,
-                    )));
+                    ))));
                     continue;
                 }
                 Err(e) => {
                     let err = Error::InvalidConfig(format!("{}.name: {e}", dest.label));
-                    planned.push(Planned::Done(Outcome::failed(
+                    planned.push(Planned::Done(Box::new(Outcome::failed(
                         &src.arn,
                         None,
                         Action::None,
                         &err,
-                    )));
+                    ))));
                     continue;
                 }
             };
@@ -106,7 +106,13 @@ pub fn plan<'c>(config: &'c Config, src: &Source, is_replica: bool) -> Vec<Plann
                 account,
                 name,
             };
-            let skip = |reason| Planned::Done(Outcome::skipped(&src.arn, Some(at.clone()), reason));
+            let skip = |reason| {
+                Planned::Done(Box::new(Outcome::skipped(
+                    &src.arn,
+                    Some(at.clone()),
+                    reason,
+                )))
+            };
             if is_replica && !rule.chain {
                 planned.push(skip(reason::REPLICA));
             } else if at.account == src.account
@@ -152,12 +158,12 @@ mod tests {
     fn summary(p: &[Planned<'_>]) -> Vec<String> {
         p.iter()
             .map(|p| match p {
-                Planned::Write(t) => format!("write {}:{}:{}", t.at.account, t.at.region, t.at.name),
-                Planned::Done(o) => format!(
-                    "{:?} {}",
-                    o.status,
-                    o.reason.clone().unwrap_or_default()
-                ),
+                Planned::Write(t) => {
+                    format!("write {}:{}:{}", t.at.account, t.at.region, t.at.name)
+                }
+                Planned::Done(o) => {
+                    format!("{:?} {}", o.status, o.reason.clone().unwrap_or_default())
+                }
             })
             .collect()
     }

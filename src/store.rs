@@ -82,7 +82,8 @@ pub trait SecretStore: Send + Sync {
     /// GetSecretValue with `VersionStage=AWSCURRENT`.
     fn current_value(&self, id: &str) -> impl Future<Output = Result<CurrentValue, Error>> + Send;
     /// DescribeSecret; `None` when there is no such secret.
-    fn describe(&self, id: &str) -> impl Future<Output = Result<Option<Description>, Error>> + Send;
+    fn describe(&self, id: &str)
+    -> impl Future<Output = Result<Option<Description>, Error>> + Send;
     /// CreateSecret.
     fn create(&self, new: &NewSecret<'_>) -> impl Future<Output = Result<Written, Error>> + Send;
     /// PutSecretValue with a client request token.
@@ -100,7 +101,11 @@ pub trait SecretStore: Send + Sync {
         from: Option<&str>,
     ) -> impl Future<Output = Result<(), Error>> + Send;
     /// TagResource.
-    fn tag(&self, id: &str, tags: &[(String, String)]) -> impl Future<Output = Result<(), Error>> + Send;
+    fn tag(
+        &self,
+        id: &str,
+        tags: &[(String, String)],
+    ) -> impl Future<Output = Result<(), Error>> + Send;
     /// UpdateSecret with only a KMS key: re-encrypts with the new key.
     fn set_kms_key(&self, id: &str, key: &str) -> impl Future<Output = Result<(), Error>> + Send;
     /// RestoreSecret.
@@ -126,21 +131,36 @@ pub trait Stores: Send + Sync {
 /// (SourceNotFound, DestinationConflict) are decided by the pipeline.
 pub fn classify(code: &str, status: Option<u16>) -> ErrorKind {
     match code {
-        "AccessDeniedException" | "AccessDenied" | "UnauthorizedOperation"
-        | "UnrecognizedClientException" | "InvalidClientTokenId" | "SignatureDoesNotMatch"
-        | "ExpiredTokenException" | "ExpiredToken" | "IncompleteSignature" => {
-            ErrorKind::AccessDenied
-        }
-        "ThrottlingException" | "Throttling" | "LimitExceededException"
-        | "TooManyRequestsException" | "RequestLimitExceeded" | "RequestThrottled" => {
-            ErrorKind::Throttled
-        }
-        "EncryptionFailure" | "DecryptionFailure" | "DisabledException"
-        | "KMSDisabledException" | "KMSInvalidStateException" | "KMSNotFoundException"
-        | "KMSAccessDeniedException" | "KeyUnavailableException" | "InvalidKeyUsageException"
+        "AccessDeniedException"
+        | "AccessDenied"
+        | "UnauthorizedOperation"
+        | "UnrecognizedClientException"
+        | "InvalidClientTokenId"
+        | "SignatureDoesNotMatch"
+        | "ExpiredTokenException"
+        | "ExpiredToken"
+        | "IncompleteSignature" => ErrorKind::AccessDenied,
+        "ThrottlingException"
+        | "Throttling"
+        | "LimitExceededException"
+        | "TooManyRequestsException"
+        | "RequestLimitExceeded"
+        | "RequestThrottled" => ErrorKind::Throttled,
+        "EncryptionFailure"
+        | "DecryptionFailure"
+        | "DisabledException"
+        | "KMSDisabledException"
+        | "KMSInvalidStateException"
+        | "KMSNotFoundException"
+        | "KMSAccessDeniedException"
+        | "KeyUnavailableException"
+        | "InvalidKeyUsageException"
         | "KMSInternalException" => ErrorKind::KmsUnavailable,
-        "InternalServiceError" | "InternalFailure" | "InternalServerError"
-        | "ServiceUnavailable" | "ServiceUnavailableException" => ErrorKind::ServiceError,
+        "InternalServiceError"
+        | "InternalFailure"
+        | "InternalServerError"
+        | "ServiceUnavailable"
+        | "ServiceUnavailableException" => ErrorKind::ServiceError,
         "RequestTimeout" | "RequestTimeoutException" => ErrorKind::Timeout,
         _ if status.is_some_and(|s| s >= 500) => ErrorKind::ServiceError,
         _ => ErrorKind::AwsClientError,
@@ -148,7 +168,11 @@ pub fn classify(code: &str, status: Option<u16>) -> ErrorKind {
 }
 
 /// Maps an SDK error to the function's error, keeping the service, operation and AWS code.
-pub fn map_sdk_error<E, R>(service: &'static str, operation: &'static str, err: SdkError<E, R>) -> Error
+pub fn map_sdk_error<E, R>(
+    service: &'static str,
+    operation: &'static str,
+    err: SdkError<E, R>,
+) -> Error
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug + HttpStatus,
@@ -492,7 +516,12 @@ impl SecretStore for AwsStore {
     }
 
     async fn key_arn(&self, key_id: &str) -> Result<String, Error> {
-        if let Some(arn) = self.keys.lock().unwrap_or_else(|p| p.into_inner()).get(key_id) {
+        if let Some(arn) = self
+            .keys
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key_id)
+        {
             return Ok(arn.clone());
         }
         let out = self
@@ -554,12 +583,15 @@ pub fn sdk_config_loader() -> aws_config::ConfigLoader {
         )
 }
 
+/// (region, role): one set of clients each.
+type ClientKey = (Option<String>, Option<Role>);
+
 /// SDK clients per (region, role), built once per container and reused.
 #[derive(Debug)]
 pub struct AwsStores {
     base: aws_config::SdkConfig,
     roles: Arc<AssumedRoles>,
-    clients: Mutex<HashMap<(Option<String>, Option<Role>), AwsStore>>,
+    clients: Mutex<HashMap<ClientKey, AwsStore>>,
 }
 
 impl AwsStores {

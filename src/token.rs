@@ -77,7 +77,10 @@ pub fn is_replicator_token(version_id: &str) -> bool {
         .iter()
         .all(|g| g.bytes().all(|c| c.is_ascii_hexdigit()));
     hex && groups[2].eq_ignore_ascii_case(MARKER_GROUP)
-        && matches!(groups[3].as_bytes()[0].to_ascii_lowercase(), b'8' | b'9' | b'a' | b'b')
+        && matches!(
+            groups[3].as_bytes()[0].to_ascii_lowercase(),
+            b'8' | b'9' | b'a' | b'b'
+        )
 }
 
 /// The marker tag value naming a source: `<account>:<region>:<name>`, or its SHA-256 hex digest
@@ -110,10 +113,12 @@ fn shape(digest: &[u8]) -> String {
 
 fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use regex::{Regex, RegexBuilder};
 
@@ -62,12 +62,13 @@ enum RePiece {
 }
 
 enum Pattern {
-    /// No per-secret variable: compiled at load.
-    Static(Regex),
+    /// No per-secret variable: compiled at load. Shared, never cloned: a cloned `Regex` gets a
+    /// fresh search cache and would rebuild its lazy DFA on every apply.
+    Static(Arc<Regex>),
     /// Uses per-secret variables: compiled on first use per distinct substitution.
     Dynamic {
         pieces: Vec<RePiece>,
-        cache: Mutex<HashMap<String, Regex>>,
+        cache: Mutex<HashMap<String, Arc<Regex>>>,
     },
 }
 
@@ -782,7 +783,7 @@ fn compile_at_load(
             cache: Mutex::new(HashMap::new()),
         }
     } else {
-        Pattern::Static(re)
+        Pattern::Static(Arc::new(re))
     };
     Ok((pattern, groups))
 }
@@ -803,9 +804,9 @@ impl Pattern {
 }
 
 impl Subst {
-    fn regex(&self, vars: &Vars) -> Result<Regex, ApplyError> {
+    fn regex(&self, vars: &Vars) -> Result<Arc<Regex>, ApplyError> {
         let (pieces, cache) = match &self.pattern {
-            Pattern::Static(re) => return Ok(re.clone()),
+            Pattern::Static(re) => return Ok(Arc::clone(re)),
             Pattern::Dynamic { pieces, cache } => (pieces, cache),
         };
         let mut text = String::new();
@@ -818,7 +819,7 @@ impl Subst {
         // A poisoned lock only means another thread panicked mid-insert; the map is still valid.
         let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(re) = cache.get(&text) {
-            return Ok(re.clone());
+            return Ok(Arc::clone(re));
         }
         let re = build(&text, self.icase, self.multiline).map_err(|e| ApplyError::Regex {
             at: self.at.clone(),
@@ -827,10 +828,11 @@ impl Subst {
                 _ => "syntax error",
             },
         })?;
+        let re = Arc::new(re);
         if cache.len() >= PATTERN_CACHE_ENTRIES {
             cache.clear();
         }
-        cache.insert(text, re.clone());
+        cache.insert(text, Arc::clone(&re));
         Ok(re)
     }
 
@@ -841,7 +843,7 @@ impl Subst {
             // (`s/^/> /Mg` on "a\nb\n" gives "> a\n> b\n", as line-oriented sed would).
             skip_end: self.multiline && input.ends_with('\n'),
             input,
-            out: String::new(),
+            out: String::with_capacity(input.len() + input.len() / 8),
             last: 0,
             count: 0,
             replaced: false,
@@ -994,6 +996,11 @@ impl Translit {
     }
 
     fn apply(&self, input: &str) -> Option<String> {
+        // Most values contain none of a short `y` list: memchr-speed `contains` per source
+        // character beats mapping every character of the value.
+        if self.pairs.len() <= 8 && !self.pairs.iter().any(|&(a, b)| a != b && input.contains(a)) {
+            return None;
+        }
         let first = input.char_indices().find(|&(_, c)| self.map(c) != c)?.0;
         let mut out = String::with_capacity(input.len());
         out.push_str(&input[..first]);
