@@ -227,6 +227,9 @@ pub struct Outcome {
     pub retry_class: Option<RetryClass>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorBody>,
+    /// Size of the value written (for metrics; a size, never the value).
+    #[serde(skip)]
+    pub bytes: Option<usize>,
 }
 
 impl Outcome {
@@ -248,6 +251,7 @@ impl Outcome {
             duration_ms: None,
             retry_class: None,
             error: None,
+            bytes: None,
         }
     }
 

@@ -225,8 +225,9 @@ async fn replicate_version<S: Stores>(
                 let started = Instant::now();
                 let mut outcome =
                     match write_destination(stores, shared, source, current, &target).await {
-                        Ok((action, written)) => Outcome {
+                        Ok((action, written, bytes)) => Outcome {
                             version_id: Some(written.version_id),
+                            bytes: Some(bytes),
                             ..Outcome::ok(
                                 &source.arn,
                                 Some(target.at.clone()),
@@ -296,7 +297,7 @@ async fn write_destination<S: Stores>(
     source: &Source,
     current: &CurrentValue,
     target: &Target<'_>,
-) -> Result<(Action, Written), Failure> {
+) -> Result<(Action, Written, usize), Failure> {
     let value = transformed(target, &current.value).map_err(|e| (Action::None, e))?;
     let token = token::derive(&token::TokenInput {
         source_arn: &source.arn,
@@ -317,7 +318,8 @@ async fn write_destination<S: Stores>(
         target,
         value: &value,
     };
-    w.write(&token).await
+    let (action, written) = w.write(&token).await?;
+    Ok((action, written, value.len()))
 }
 
 /// Writes one value to one destination.
