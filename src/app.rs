@@ -82,16 +82,16 @@ impl<S: Stores> App<S> {
         })
     }
 
-    /// The configuration; a `REPLICATOR_CONFIG_SECRET` is re-read once its TTL has passed. A
-    /// reload that fails keeps the last good configuration.
+    /// The configuration. One that reads secrets (`REPLICATOR_CONFIG_SECRET`, `secret:`
+    /// transforms) is re-read once its TTL has passed; a reload that fails keeps the last good
+    /// configuration.
     async fn config(&self) -> Arc<Config> {
-        let ttl = match &self.settings.source {
-            ConfigSource::Secret { ttl, .. } => *ttl,
-            _ => return self.config.read().await.config.clone(),
-        };
+        let ttl = self.settings.config_ttl;
         {
             let loaded = self.config.read().await;
-            if loaded.at.elapsed() < ttl {
+            let reads_secrets = matches!(self.settings.source, ConfigSource::Secret { .. })
+                || loaded.config.reads_secrets;
+            if !reads_secrets || loaded.at.elapsed() < ttl {
                 return loaded.config.clone();
             }
         }

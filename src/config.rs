@@ -100,6 +100,9 @@ pub struct Settings {
     pub write_tps: u32,
     /// `AWS_REGION` / `AWS_DEFAULT_REGION`, when set (the SDK's region chain decides otherwise).
     pub region: Option<String>,
+    /// `REPLICATOR_CONFIG_TTL_SECONDS`: how long a configuration that reads secrets (its own
+    /// document or `secret:` transforms) is kept before it is read again.
+    pub config_ttl: Duration,
 }
 
 const SHORTHAND_VARS: &[&str] = &[
@@ -216,6 +219,7 @@ impl Settings {
                     .to_string(),
                 role_arn,
                 write_tps,
+                config_ttl: ttl,
                 region: env
                     .get("AWS_REGION")
                     .or_else(|| env.get("AWS_DEFAULT_REGION"))
@@ -324,6 +328,8 @@ impl Rule {
 #[derive(Debug, Default)]
 pub struct Config {
     pub rules: Vec<Rule>,
+    /// Whether some transform is a `secret:` reference (re-read with the configuration's TTL).
+    pub reads_secrets: bool,
 }
 
 impl Config {
@@ -336,6 +342,19 @@ impl Config {
 /// Fetches the text of a secret (`REPLICATOR_CONFIG_SECRET`, `secret:<id>` transforms).
 pub trait TextFetcher: Send + Sync {
     fn fetch_text(&self, id: &str) -> impl Future<Output = Result<String, Error>> + Send;
+}
+
+/// Notes whether a load read any secret.
+struct Counting<'a, F> {
+    inner: &'a F,
+    used: &'a std::sync::atomic::AtomicBool,
+}
+
+impl<F: TextFetcher> TextFetcher for Counting<'_, F> {
+    async fn fetch_text(&self, id: &str) -> Result<String, Error> {
+        self.used.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.inner.fetch_text(id).await
+    }
 }
 
 /// A fetcher for configurations that name no secret.
@@ -497,6 +516,11 @@ async fn build(
     fetcher: &impl TextFetcher,
 ) -> Result<Config, Error> {
     let mut errors = Vec::new();
+    let reads_secrets = std::sync::atomic::AtomicBool::new(false);
+    let fetcher = &Counting {
+        inner: fetcher,
+        used: &reads_secrets,
+    };
     let mut rules = Vec::new();
     for (ri, rr) in raw.rules.into_iter().enumerate() {
         let rpath = format!("rules[{ri}]");
@@ -529,7 +553,11 @@ async fn build(
         }
     }
     if errors.is_empty() {
-        Ok(Config { rules })
+        let reads_secrets = reads_secrets.load(std::sync::atomic::Ordering::Relaxed);
+        Ok(Config {
+            rules,
+            reads_secrets,
+        })
     } else {
         Err(Error::InvalidConfig(errors.join("; ")))
     }

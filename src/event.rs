@@ -3,6 +3,7 @@
 //! `Request`. Pure: no AWS calls, no configuration beyond the loop-prevention identity.
 
 use crate::outcome::Error;
+use aws_lambda_events::eventbridge::EventBridgeEvent;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -100,7 +101,7 @@ pub fn parse(payload: &Value, me: &Identity) -> Result<Request, Error> {
         .ok_or_else(|| Error::InvalidEvent("the payload is not a JSON object".into()))?;
     match obj.get("source").and_then(Value::as_str) {
         Some("manual") => parse_manual(payload),
-        Some("aws.secretsmanager") => parse_eventbridge(obj, me),
+        Some("aws.secretsmanager") => parse_eventbridge(payload, me),
         Some(other) => Err(Error::InvalidEvent(format!(
             "unsupported source {other:?} (expected aws.secretsmanager or manual)"
         ))),
@@ -152,18 +153,16 @@ fn parse_manual(payload: &Value) -> Result<Request, Error> {
     })
 }
 
-fn parse_eventbridge(obj: &Map<String, Value>, me: &Identity) -> Result<Request, Error> {
-    let detail_type = str_field(obj, "detail-type")
-        .ok_or_else(|| Error::InvalidEvent("EventBridge event without \"detail-type\"".into()))?;
-    let detail = obj
-        .get("detail")
-        .and_then(Value::as_object)
-        .ok_or_else(|| {
-            Error::InvalidEvent("EventBridge event without a \"detail\" object".into())
-        })?;
-    let region = str_field(obj, "region")
-        .or_else(|| str_field(detail, "awsRegion"))
-        .map(str::to_string);
+fn parse_eventbridge(payload: &Value, me: &Identity) -> Result<Request, Error> {
+    let ev: EventBridgeEvent<Map<String, Value>> = serde_json::from_value(payload.clone())
+        .map_err(|e| Error::InvalidEvent(format!("EventBridge event: {e}")))?;
+    let detail = &ev.detail;
+    let detail_type = ev.detail_type.as_str();
+    let region = ev
+        .region
+        .clone()
+        .filter(|r| !r.is_empty())
+        .or_else(|| str_field(detail, "awsRegion").map(str::to_string));
     let request = |work| Request {
         invocation: Invocation::Event,
         work,
@@ -171,11 +170,12 @@ fn parse_eventbridge(obj: &Map<String, Value>, me: &Identity) -> Result<Request,
     };
     match detail_type {
         "Secret Label Updated" => {
-            let id = obj
-                .get("resources")
-                .and_then(Value::as_array)
+            let id = ev
+                .resources
+                .as_ref()
                 .and_then(|r| r.first())
-                .and_then(Value::as_str)
+                .map(String::as_str)
+                .filter(|r| !r.is_empty())
                 .or_else(|| str_field(detail, "name"))
                 .ok_or_else(|| {
                     Error::InvalidEvent("Secret Label Updated without resources[0]".into())

@@ -1,12 +1,111 @@
 //! CloudWatch metrics as Embedded Metric Format log lines (no API calls), namespace
-//! `SecretReplicator`. Dimensions are low-cardinality only: never a secret name.
+//! `SecretReplicator` (SPEC §10). Dimensions are low-cardinality only (status, error kind,
+//! destination region): never a secret name, never a value.
+//!
+//! Every metric this module can emit, with its unit and dimension sets, is listed in
+//! [`CATALOGUE`]; `template.yaml`'s alarms use only these (`tests/deploy.rs` proves it by
+//! parsing the lines the function prints).
+//!
+//! | metric | unit | dimension sets | from |
+//! |---|---|---|---|
+//! | `Replications` | Count | `[Status]`, `[Status, DestinationRegion]` | every result line (a top-level error counts as one `failed`) |
+//! | `Failures` | Count | `[]`, `[ErrorKind]`, `[ErrorKind, DestinationRegion]` | every failed result, and a top-level error |
+//! | `ReplicationLatency` | Milliseconds | `[]`, `[DestinationRegion]` | `Outcome::duration_ms` |
+//! | `TransformedBytes` | Bytes | `[]`, `[DestinationRegion]` | `Outcome::bytes` (the size written, never the value) |
+//! | `ThrottledAttempts` | Count | `[]` | AWS call attempts answered with throttling (the SDK retries them), counted by [`ThrottleCounter`] |
+//! | `ConfigReloadFailures` | Count | `[]` | a `REPLICATOR_CONFIG_SECRET` reload that kept the last good configuration |
+//!
+//! The `[DestinationRegion]` sets appear only on lines about a destination; `[]` is the
+//! dimensionless total an alarm can watch.
 
-use crate::outcome::{Report, Status};
-use serde_json::json;
+use crate::outcome::{Outcome, Report, Status};
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::interceptors::context::FinalizerInterceptorContextRef;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
+use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The metric namespace.
 pub const NAMESPACE: &str = "SecretReplicator";
+
+/// Metric names.
+pub mod name {
+    /// Result lines, by status (and destination region).
+    pub const REPLICATIONS: &str = "Replications";
+    /// Failed results and top-level errors, in total, by error kind (and destination region).
+    pub const FAILURES: &str = "Failures";
+    /// Time spent on one destination, from the result's `durationMs`.
+    pub const LATENCY: &str = "ReplicationLatency";
+    /// Size of the transformed value written (or planned), in bytes.
+    pub const TRANSFORMED_BYTES: &str = "TransformedBytes";
+    /// AWS call attempts answered with throttling (each one retried by the SDK while attempts
+    /// remain; the ones that run out surface as `Failures` with `ErrorKind` `Throttled`).
+    pub const THROTTLED_ATTEMPTS: &str = "ThrottledAttempts";
+    /// Reloads of the config secret that yielded an invalid document (the last good one stays).
+    pub const CONFIG_RELOAD_FAILURES: &str = "ConfigReloadFailures";
+}
+
+/// Dimension names.
+pub mod dim {
+    /// `replicated`, `unchanged`, `skipped`, `deleted`, `restored`, `planned`, `failed`.
+    pub const STATUS: &str = "Status";
+    /// The error kinds of SPEC §7 (`AccessDenied`, `Throttled`, ...).
+    pub const ERROR_KIND: &str = "ErrorKind";
+    /// The destination's region (`us-west-2`).
+    pub const DESTINATION_REGION: &str = "DestinationRegion";
+}
+
+/// One metric the code emits: name, unit and every dimension set it is published under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetricSpec {
+    pub name: &'static str,
+    pub unit: &'static str,
+    pub dimension_sets: &'static [&'static [&'static str]],
+}
+
+/// Every metric this module emits.
+pub const CATALOGUE: &[MetricSpec] = &[
+    MetricSpec {
+        name: name::REPLICATIONS,
+        unit: "Count",
+        dimension_sets: &[&[dim::STATUS], &[dim::STATUS, dim::DESTINATION_REGION]],
+    },
+    MetricSpec {
+        name: name::FAILURES,
+        unit: "Count",
+        dimension_sets: &[
+            &[],
+            &[dim::ERROR_KIND],
+            &[dim::ERROR_KIND, dim::DESTINATION_REGION],
+        ],
+    },
+    MetricSpec {
+        name: name::LATENCY,
+        unit: "Milliseconds",
+        dimension_sets: &[&[], &[dim::DESTINATION_REGION]],
+    },
+    MetricSpec {
+        name: name::TRANSFORMED_BYTES,
+        unit: "Bytes",
+        dimension_sets: &[&[], &[dim::DESTINATION_REGION]],
+    },
+    MetricSpec {
+        name: name::THROTTLED_ATTEMPTS,
+        unit: "Count",
+        dimension_sets: &[&[]],
+    },
+    MetricSpec {
+        name: name::CONFIG_RELOAD_FAILURES,
+        unit: "Count",
+        dimension_sets: &[&[]],
+    },
+];
+
+/// EMF allows at most 100 values per metric in one document.
+const MAX_VALUES: usize = 100;
 
 /// Writes EMF lines to stdout (where Lambda collects them), or nothing when disabled (CLI).
 #[derive(Debug, Clone, Copy)]
@@ -15,73 +114,264 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// One line per (status, error kind, destination region) with its count, and one with the
-    /// summed duration per status.
+    /// Prints the lines of [`report_lines`] and of [`throttle_lines`].
     pub fn emit(&self, report: &Report) {
         if !self.enabled {
             return;
         }
-        let mut counts: BTreeMap<(&str, &str, &str), u64> = BTreeMap::new();
-        for o in &report.results {
-            let status = status_name(o.status);
-            let kind = o.error.as_ref().map(|e| e.kind.as_str()).unwrap_or("None");
-            let region = o
-                .destination
-                .as_ref()
-                .map(|d| d.region.as_str())
-                .unwrap_or("None");
-            *counts.entry((status, kind, region)).or_default() += 1;
-        }
-        if let Some(e) = &report.error {
-            *counts
-                .entry(("failed", e.kind.as_str(), "None"))
-                .or_default() += 1;
-        }
-        for ((status, kind, region), n) in counts {
-            self.line(
-                &[
-                    ("Status", status),
-                    ("ErrorKind", kind),
-                    ("DestinationRegion", region),
-                ],
-                "Replications",
-                n as f64,
-                "Count",
-            );
+        let now = now_ms();
+        for line in report_lines(report, now)
+            .into_iter()
+            .chain(throttle_lines(now))
+        {
+            println!("{line}");
         }
     }
 
     /// A configuration reload kept the last good configuration.
     pub fn config_reload_failed(&self) {
         if self.enabled {
-            self.line(&[], "ConfigReloadFailures", 1.0, "Count");
+            println!("{}", config_reload_failed_line(now_ms()));
         }
-    }
-
-    fn line(&self, dims: &[(&str, &str)], metric: &str, value: f64, unit: &str) {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0);
-        let mut doc = json!({
-            "_aws": {
-                "Timestamp": now,
-                "CloudWatchMetrics": [{
-                    "Namespace": NAMESPACE,
-                    "Dimensions": [dims.iter().map(|(k, _)| *k).collect::<Vec<_>>()],
-                    "Metrics": [{"Name": metric, "Unit": unit}]
-                }]
-            },
-            metric: value
-        });
-        for (k, v) in dims {
-            doc[*k] = json!(v);
-        }
-        println!("{doc}");
     }
 }
 
-fn status_name(s: Status) -> &'static str {
+/// The EMF lines describing one invocation's result document, stamped `timestamp_ms`:
+/// - `Replications` per (status, destination region): one line per distinct pair;
+/// - `Failures` per (error kind, destination region);
+/// - `ReplicationLatency` and `TransformedBytes` per destination region, as value arrays.
+///
+/// Results without a destination (a skipped event, a source that could not be read) carry no
+/// `DestinationRegion` and are published only under the sets without it.
+pub fn report_lines(report: &Report, timestamp_ms: u64) -> Vec<String> {
+    let mut statuses: BTreeMap<(&str, Option<&str>), u64> = BTreeMap::new();
+    let mut failures: BTreeMap<(&str, Option<&str>), u64> = BTreeMap::new();
+    let mut sizes: BTreeMap<Option<&str>, (Vec<u64>, Vec<u64>)> = BTreeMap::new();
+    for o in &report.results {
+        let region = region_of(o);
+        *statuses.entry((status_name(o.status), region)).or_default() += 1;
+        if let Some(e) = &o.error {
+            *failures.entry((e.kind.as_str(), region)).or_default() += 1;
+        }
+        let (latency, bytes) = sizes.entry(region).or_default();
+        if let Some(ms) = o.duration_ms {
+            latency.push(ms);
+        }
+        if let Some(b) = o.bytes {
+            bytes.push(b as u64);
+        }
+    }
+    if let Some(e) = &report.error {
+        *statuses
+            .entry((status_name(Status::Failed), None))
+            .or_default() += 1;
+        *failures.entry((e.kind.as_str(), None)).or_default() += 1;
+    }
+
+    let mut lines = Vec::new();
+    for ((status, region), n) in statuses {
+        let mut dims = vec![(dim::STATUS, status)];
+        let mut sets: Vec<Vec<&str>> = vec![vec![dim::STATUS]];
+        if let Some(r) = region {
+            dims.push((dim::DESTINATION_REGION, r));
+            sets.push(vec![dim::STATUS, dim::DESTINATION_REGION]);
+        }
+        lines.push(document(
+            timestamp_ms,
+            &dims,
+            &sets,
+            &[(name::REPLICATIONS, "Count", json!(n))],
+        ));
+    }
+    for ((kind, region), n) in failures {
+        let mut dims = vec![(dim::ERROR_KIND, kind)];
+        let mut sets: Vec<Vec<&str>> = vec![vec![], vec![dim::ERROR_KIND]];
+        if let Some(r) = region {
+            dims.push((dim::DESTINATION_REGION, r));
+            sets.push(vec![dim::ERROR_KIND, dim::DESTINATION_REGION]);
+        }
+        lines.push(document(
+            timestamp_ms,
+            &dims,
+            &sets,
+            &[(name::FAILURES, "Count", json!(n))],
+        ));
+    }
+    for (region, (latency, bytes)) in sizes {
+        let mut dims = Vec::new();
+        let mut sets: Vec<Vec<&str>> = vec![vec![]];
+        if let Some(r) = region {
+            dims.push((dim::DESTINATION_REGION, r));
+            sets.push(vec![dim::DESTINATION_REGION]);
+        }
+        let chunks = latency.len().max(bytes.len()).div_ceil(MAX_VALUES);
+        for i in 0..chunks {
+            let mut metrics = Vec::new();
+            for (metric, unit, values) in [
+                (name::LATENCY, "Milliseconds", &latency),
+                (name::TRANSFORMED_BYTES, "Bytes", &bytes),
+            ] {
+                let chunk: Vec<u64> = values
+                    .iter()
+                    .skip(i * MAX_VALUES)
+                    .take(MAX_VALUES)
+                    .copied()
+                    .collect();
+                match chunk.as_slice() {
+                    [] => {}
+                    [one] => metrics.push((metric, unit, json!(one))),
+                    _ => metrics.push((metric, unit, json!(chunk))),
+                }
+            }
+            lines.push(document(timestamp_ms, &dims, &sets, &metrics));
+        }
+    }
+    lines
+}
+
+/// `ConfigReloadFailures` = 1, no dimensions.
+pub fn config_reload_failed_line(timestamp_ms: u64) -> String {
+    document(
+        timestamp_ms,
+        &[],
+        &[vec![]],
+        &[(name::CONFIG_RELOAD_FAILURES, "Count", json!(1))],
+    )
+}
+
+/// `ThrottledAttempts` counted by [`ThrottleCounter`] since the last call (which resets the
+/// count), as one line; none when nothing was throttled.
+pub fn throttle_lines(timestamp_ms: u64) -> Vec<String> {
+    let n = THROTTLED.swap(0, Ordering::Relaxed);
+    if n == 0 {
+        return Vec::new();
+    }
+    vec![document(
+        timestamp_ms,
+        &[],
+        &[vec![]],
+        &[(name::THROTTLED_ATTEMPTS, "Count", json!(n))],
+    )]
+}
+
+/// Throttled attempts since the last [`throttle_lines`] (one invocation at a time per Lambda
+/// container, so this is the current invocation's count).
+static THROTTLED: AtomicU64 = AtomicU64::new(0);
+
+/// An SDK interceptor counting attempts that AWS answered with throttling (HTTP 429, or a 400
+/// whose error code is `ThrottlingException`, `Throttling` or `TooManyRequestsException`).
+/// Register it on each client (`.interceptor(ThrottleCounter)` on the service config builder);
+/// [`Metrics::emit`] publishes and resets the count as `ThrottledAttempts`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ThrottleCounter;
+
+impl ThrottleCounter {
+    /// Counts one throttled attempt (what the interceptor does on a throttling answer).
+    pub fn record(&self) {
+        THROTTLED.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+impl Intercept for ThrottleCounter {
+    fn name(&self) -> &'static str {
+        "ThrottleCounter"
+    }
+
+    fn read_after_attempt(
+        &self,
+        context: &FinalizerInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if let Some(resp) = context.response() {
+            let error_type = resp.headers().get("x-amzn-errortype");
+            if is_throttle(resp.status().as_u16(), error_type, resp.body().bytes()) {
+                self.record();
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Error codes that mean "slow down" (JSON protocols: Secrets Manager, KMS; query: STS).
+const THROTTLE_CODES: &[&str] = &[
+    "ThrottlingException",
+    "Throttling",
+    "TooManyRequestsException",
+];
+
+/// Whether a response is a throttling answer. `LimitExceededException` is a quota, not a
+/// throttle (it is not retried), and is not counted.
+fn is_throttle(status: u16, error_type: Option<&str>, body: Option<&[u8]>) -> bool {
+    if status == 429 {
+        return true;
+    }
+    if status != 400 {
+        return false;
+    }
+    if let Some(t) = error_type {
+        // `ThrottlingException:http://internal.amazon.com/coral/...`
+        let code = t.split(':').next().unwrap_or(t);
+        return THROTTLE_CODES.contains(&code);
+    }
+    let Some(body) = body else { return false };
+    THROTTLE_CODES.iter().any(|code| {
+        // JSON: "__type":"ThrottlingException" (possibly namespaced `...#ThrottlingException`);
+        // XML: <Code>Throttling</Code>.
+        contains(body, format!("{code}\"").as_bytes())
+            || contains(body, format!("<Code>{code}</Code>").as_bytes())
+    })
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// One EMF document: `dims` are the dimension values (root members), `sets` the dimension sets
+/// every metric in it is published under, `metrics` (name, unit, value or value array).
+fn document(
+    timestamp_ms: u64,
+    dims: &[(&str, &str)],
+    sets: &[Vec<&str>],
+    metrics: &[(&str, &str, Value)],
+) -> String {
+    let mut doc = Map::new();
+    doc.insert(
+        "_aws".into(),
+        json!({
+            "Timestamp": timestamp_ms,
+            "CloudWatchMetrics": [{
+                "Namespace": NAMESPACE,
+                "Dimensions": sets,
+                "Metrics": metrics
+                    .iter()
+                    .map(|(name, unit, _)| json!({"Name": name, "Unit": unit}))
+                    .collect::<Vec<_>>(),
+            }]
+        }),
+    );
+    for (k, v) in dims {
+        doc.insert((*k).into(), json!(v));
+    }
+    for (name, _, value) in metrics {
+        doc.insert((*name).into(), value.clone());
+    }
+    Value::Object(doc).to_string()
+}
+
+fn region_of(o: &Outcome) -> Option<&str> {
+    o.destination.as_ref().map(|d| d.region.as_str())
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// The status's name in the result document (and the `Status` dimension).
+pub fn status_name(s: Status) -> &'static str {
     match s {
         Status::Replicated => "replicated",
         Status::Unchanged => "unchanged",
@@ -90,5 +380,317 @@ fn status_name(s: Status) -> &'static str {
         Status::Restored => "restored",
         Status::Planned => "planned",
         Status::Failed => "failed",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outcome::{Action, AwsError, DestinationRef, Error, ErrorKind};
+    use std::collections::BTreeSet;
+    use std::sync::Mutex;
+
+    /// The throttle count is process-wide: tests that record and drain it take turns.
+    static THROTTLE_TESTS: Mutex<()> = Mutex::new(());
+
+    fn dest(region: &str, name: &str) -> Option<DestinationRef> {
+        Some(DestinationRef {
+            region: region.into(),
+            account: "222222222222".into(),
+            name: name.into(),
+        })
+    }
+
+    fn aws(kind: ErrorKind) -> Error {
+        Error::Aws(AwsError {
+            kind,
+            service: "secretsmanager",
+            operation: "PutSecretValue",
+            code: "X".into(),
+            message: "m".into(),
+        })
+    }
+
+    fn replicated(region: &str, name: &str, ms: u64, bytes: usize) -> Outcome {
+        let mut o = Outcome::ok(
+            "arn:src",
+            dest(region, name),
+            Status::Replicated,
+            Action::Update,
+        );
+        o.duration_ms = Some(ms);
+        o.bytes = Some(bytes);
+        o
+    }
+
+    fn parse(lines: &[String]) -> Vec<Value> {
+        lines
+            .iter()
+            .map(|l| {
+                assert!(!l.contains('\n'), "one line per document: {l}");
+                serde_json::from_str(l).expect("EMF line is JSON")
+            })
+            .collect()
+    }
+
+    /// Checks the EMF rules every document must satisfy, returns (metric, dimension set) pairs.
+    fn validate(doc: &Value) -> Vec<(String, Vec<String>)> {
+        let aws = &doc["_aws"];
+        assert!(aws["Timestamp"].as_u64().is_some(), "{doc}");
+        let directives = aws["CloudWatchMetrics"].as_array().expect("directives");
+        let mut out = Vec::new();
+        for d in directives {
+            assert_eq!(d["Namespace"], NAMESPACE);
+            let sets = d["Dimensions"].as_array().expect("dimension sets");
+            assert!(!sets.is_empty());
+            for m in d["Metrics"].as_array().expect("metrics") {
+                let name = m["Name"].as_str().unwrap();
+                let spec = CATALOGUE
+                    .iter()
+                    .find(|s| s.name == name)
+                    .unwrap_or_else(|| panic!("{name} not in CATALOGUE"));
+                assert_eq!(m["Unit"], spec.unit, "{name}");
+                let value = &doc[name];
+                match value {
+                    Value::Number(_) => {}
+                    Value::Array(a) => {
+                        assert!(!a.is_empty() && a.len() <= MAX_VALUES);
+                        assert!(a.iter().all(Value::is_number));
+                    }
+                    _ => panic!("{name}: value {value}"),
+                }
+                for set in sets {
+                    let set: Vec<String> = set
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|k| k.as_str().unwrap().to_string())
+                        .collect();
+                    for k in &set {
+                        assert!(doc[k].is_string(), "dimension {k} has no value in {doc}");
+                    }
+                    assert!(
+                        spec.dimension_sets
+                            .iter()
+                            .any(|s| s.iter().copied().eq(set.iter().map(String::as_str))),
+                        "{name} under undeclared dimensions {set:?}"
+                    );
+                    out.push((name.to_string(), set));
+                }
+            }
+        }
+        out
+    }
+
+    fn sum(docs: &[Value], metric: &str, dims: &[(&str, &str)]) -> f64 {
+        docs.iter()
+            .filter(|d| d.get(metric).is_some())
+            .filter(|d| dims.iter().all(|(k, v)| d[*k] == *v))
+            .map(|d| match &d[metric] {
+                Value::Array(a) => a.iter().map(|v| v.as_f64().unwrap()).sum(),
+                v => v.as_f64().unwrap(),
+            })
+            .sum()
+    }
+
+    #[test]
+    fn a_mixed_report_counts_statuses_failures_latency_and_size() {
+        let mut failed = Outcome::failed(
+            "arn:src",
+            dest("eu-west-1", "dr/app/db"),
+            Action::Update,
+            &aws(ErrorKind::AccessDenied),
+        );
+        failed.duration_ms = Some(7);
+        let report = Report::from_results(
+            vec![
+                replicated("us-west-2", "dr/app/db", 14, 120),
+                replicated("us-west-2", "dr/app/other", 20, 80),
+                failed,
+                Outcome::skipped("arn:src", None, "replica"),
+            ],
+            vec![],
+        );
+        let docs = parse(&report_lines(&report, 1_700_000_000_000));
+        for d in &docs {
+            validate(d);
+        }
+        assert_eq!(
+            sum(
+                &docs,
+                name::REPLICATIONS,
+                &[("Status", "replicated"), ("DestinationRegion", "us-west-2")]
+            ),
+            2.0
+        );
+        assert_eq!(sum(&docs, name::REPLICATIONS, &[("Status", "failed")]), 1.0);
+        assert_eq!(
+            sum(&docs, name::REPLICATIONS, &[("Status", "skipped")]),
+            1.0
+        );
+        assert_eq!(sum(&docs, name::FAILURES, &[]), 1.0);
+        assert_eq!(
+            sum(
+                &docs,
+                name::FAILURES,
+                &[
+                    ("ErrorKind", "AccessDenied"),
+                    ("DestinationRegion", "eu-west-1")
+                ]
+            ),
+            1.0
+        );
+        assert_eq!(sum(&docs, name::LATENCY, &[]), 41.0);
+        assert_eq!(
+            sum(&docs, name::LATENCY, &[("DestinationRegion", "us-west-2")]),
+            34.0
+        );
+        assert_eq!(sum(&docs, name::TRANSFORMED_BYTES, &[]), 200.0);
+        assert!(
+            docs.iter()
+                .all(|d| d["_aws"]["Timestamp"] == 1_700_000_000_000u64)
+        );
+    }
+
+    #[test]
+    fn no_secret_name_or_account_reaches_a_metric() {
+        let report = Report::from_results(
+            vec![replicated("us-west-2", "dr/very/secret-name", 3, 10)],
+            vec![],
+        );
+        for line in report_lines(&report, 0) {
+            assert!(!line.contains("secret-name"), "{line}");
+            assert!(!line.contains("arn:src"), "{line}");
+            assert!(!line.contains("222222222222"), "{line}");
+        }
+    }
+
+    #[test]
+    fn a_top_level_error_is_a_failure_without_region() {
+        let report = Report::top_level(&Error::SourceNotFound("app/db".into()));
+        let docs = parse(&report_lines(&report, 0));
+        let pairs: BTreeSet<_> = docs.iter().flat_map(validate).collect();
+        assert!(pairs.contains(&(name::FAILURES.to_string(), vec![])));
+        assert!(pairs.contains(&(name::FAILURES.to_string(), vec!["ErrorKind".to_string()])));
+        assert!(
+            !pairs
+                .iter()
+                .any(|(_, set)| set.iter().any(|k| k == "DestinationRegion"))
+        );
+        assert_eq!(
+            sum(&docs, name::FAILURES, &[("ErrorKind", "SourceNotFound")]),
+            1.0
+        );
+        assert_eq!(sum(&docs, name::REPLICATIONS, &[("Status", "failed")]), 1.0);
+        assert!(
+            !report_lines(&report, 0)
+                .iter()
+                .any(|l| l.contains("app/db"))
+        );
+    }
+
+    #[test]
+    fn more_than_100_values_are_split_across_documents() {
+        let results = (0..250)
+            .map(|i| replicated("us-west-2", &format!("n{i}"), i, 1))
+            .collect();
+        let report = Report::from_results(results, vec![]);
+        let docs = parse(&report_lines(&report, 0));
+        for d in &docs {
+            validate(d);
+        }
+        let latency_docs = docs
+            .iter()
+            .filter(|d| d.get(name::LATENCY).is_some())
+            .count();
+        assert_eq!(latency_docs, 3);
+        assert_eq!(sum(&docs, name::LATENCY, &[]), (0..250).sum::<u64>() as f64);
+        assert_eq!(sum(&docs, name::TRANSFORMED_BYTES, &[]), 250.0);
+    }
+
+    #[test]
+    fn an_empty_report_emits_nothing() {
+        assert!(report_lines(&Report::from_results(vec![], vec![]), 0).is_empty());
+    }
+
+    #[test]
+    fn config_reload_and_throttle_lines_are_dimensionless() {
+        let doc = &parse(&[config_reload_failed_line(5)])[0];
+        assert_eq!(
+            validate(doc),
+            vec![(name::CONFIG_RELOAD_FAILURES.to_string(), vec![])]
+        );
+        assert_eq!(doc[name::CONFIG_RELOAD_FAILURES], 1);
+
+        let _turn = THROTTLE_TESTS.lock().unwrap_or_else(|p| p.into_inner());
+        ThrottleCounter.record();
+        ThrottleCounter.record();
+        let docs = parse(&throttle_lines(5));
+        assert_eq!(docs.len(), 1);
+        assert_eq!(
+            validate(&docs[0]),
+            vec![(name::THROTTLED_ATTEMPTS.to_string(), vec![])]
+        );
+        assert!(docs[0][name::THROTTLED_ATTEMPTS].as_u64().unwrap() >= 2);
+    }
+
+    #[test]
+    fn throttling_answers_are_recognised() {
+        assert!(is_throttle(429, None, None));
+        assert!(is_throttle(
+            400,
+            Some(
+                "ThrottlingException:http://internal.amazon.com/coral/com.amazon.coral.availability/"
+            ),
+            None
+        ));
+        assert!(is_throttle(
+            400,
+            None,
+            Some(
+                br#"{"__type":"com.amazonaws.kms#ThrottlingException","message":"Rate exceeded"}"#
+            )
+        ));
+        assert!(is_throttle(
+            400,
+            None,
+            Some(b"<ErrorResponse><Error><Code>Throttling</Code></Error></ErrorResponse>")
+        ));
+        assert!(!is_throttle(400, Some("LimitExceededException"), None));
+        assert!(!is_throttle(
+            400,
+            None,
+            Some(br#"{"__type":"LimitExceededException"}"#)
+        ));
+        assert!(!is_throttle(500, None, Some(b"ThrottlingException\"")));
+        assert!(!is_throttle(200, None, None));
+    }
+
+    #[test]
+    fn every_catalogued_metric_is_emitted_somewhere() {
+        let _turn = THROTTLE_TESTS.lock().unwrap_or_else(|p| p.into_inner());
+        ThrottleCounter.record();
+        let mut failed = Outcome::failed(
+            "s",
+            dest("us-west-2", "d"),
+            Action::Update,
+            &aws(ErrorKind::Throttled),
+        );
+        failed.duration_ms = Some(1);
+        let report = Report::from_results(vec![replicated("us-west-2", "d", 1, 1), failed], vec![]);
+        let mut lines = report_lines(&report, 0);
+        lines.extend(throttle_lines(0));
+        lines.push(config_reload_failed_line(0));
+        let emitted: BTreeSet<_> = parse(&lines).iter().flat_map(validate).collect();
+        for spec in CATALOGUE {
+            for set in spec.dimension_sets {
+                let set: Vec<String> = set.iter().map(|s| s.to_string()).collect();
+                assert!(
+                    emitted.contains(&(spec.name.to_string(), set.clone())),
+                    "{} {set:?} never emitted",
+                    spec.name
+                );
+            }
+        }
     }
 }
