@@ -1,9 +1,7 @@
-// The SDK call futures nest deeply; the default limit (128) is too low for the layout query.
-
-#![recursion_limit = "256"]
-
 //! The one binary: serves Lambda events under a Lambda runtime, and is the operator CLI
 //! otherwise.
+
+#![recursion_limit = "256"]
 
 use lambda_runtime::{LambdaEvent, service_fn};
 use secret_replicator::app::{self, App};

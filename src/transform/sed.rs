@@ -754,8 +754,9 @@ fn reason(e: &regex::Error) -> String {
 }
 
 /// Value text as regex: escaped, and grouped so a following quantifier applies to all of it.
+/// `-x` keeps the value's spaces and `#` literal even inside a `(?x)` pattern.
 fn push_value(out: &mut String, value: &str) {
-    out.push_str("(?:");
+    out.push_str("(?-x:");
     out.push_str(&regex::escape(value));
     out.push(')');
 }

@@ -299,3 +299,28 @@ proptest! {
         prop_assert_eq!(out, value);
     }
 }
+
+#[test]
+fn transforms_can_be_shared_across_threads() {
+    fn shared<T: Send + Sync>() {}
+    shared::<Transform>();
+    shared::<Chain>();
+}
+
+#[test]
+fn a_name_template_context_can_leave_out_dest_secret_name() {
+    let names = LoadVars::new(
+        BUILTIN_VARS
+            .iter()
+            .filter(|n| **n != "DEST_SECRET_NAME")
+            .map(|n| n.to_string()),
+        Vars::new(),
+    );
+    assert!(Template::parse("dr/${SECRET_NAME}$", &names).is_ok());
+    let err = Template::parse("${DEST_SECRET_NAME}", &names).unwrap_err();
+    assert_eq!(err.col, 1);
+    assert!(matches!(
+        err.kind,
+        vars::TemplateErrorKind::Undefined { .. }
+    ));
+}

@@ -115,6 +115,8 @@ fn every_construct_does_what_the_spec_says() {
         ("s/x/$${N}/", "x", "${N}"),
         ("s/x/$$/", "x", "$$"),
         ("s/(?i)ABC/x/", "abc", "x"),
+        ("s/(?x) a ${SECRET_NAME} # comment/X/", "aapp/db.main", "X"),
+        ("s/(?x) ${SECRET_NAME}/X/", "app/db.main", "X"),
         ("s/(?s)a.b/x/", "a\nb", "x"),
         ("s/a.b/x/", "a\nb", "a\nb"),
     ];
@@ -131,6 +133,13 @@ fn variable_values_are_data_not_syntax() {
     vars.set("SECRET_NAME", "a.*&\\1$1");
     let out = script.apply("xa.*&\\1$1 ab", &vars).unwrap().unwrap();
     assert_eq!(out, "x<a.*&\\1$1|a.*&\\1$1> ab");
+    // Even in extended mode, a value's spaces and `#` are part of the value.
+    let script = Script::parse("t", "s/(?x) ${SECRET_NAME} /X/", &lv).unwrap();
+    vars.set("SECRET_NAME", "a b#c");
+    assert_eq!(
+        script.apply("ab a b#c", &vars).unwrap().as_deref(),
+        Some("ab X")
+    );
 }
 
 #[test]
@@ -334,7 +343,7 @@ fn canonical_text_ignores_layout_but_not_behaviour() {
     assert_ne!(c("s/a/&/"), c("s/a/\\&/"));
     assert_ne!(c("s/a/$${X}/"), c("s/a/${ENV}/"));
     assert_ne!(c("s/a/${SECRET_NAME}/"), c("s/a/$${SECRET_NAME}/"));
-    assert_eq!(c("s/${ENV}/x/"), "sed\ns \"(?:prod)\" \"x\" \n");
+    assert_eq!(c("s/${ENV}/x/"), "sed\ns \"(?-x:prod)\" \"x\" \n");
     assert_eq!(
         c("s/(${SECRET_NAME})/\\U\\1&/2g"),
         r#"sed
