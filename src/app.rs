@@ -39,7 +39,9 @@ pub struct OwnSecrets<'a, S: Stores>(pub &'a S);
 
 impl<S: Stores> TextFetcher for OwnSecrets<'_, S> {
     async fn fetch_text(&self, id: &str) -> Result<String, Error> {
-        match self.0.own(None).current_value(id).await?.value {
+        // Boxed: the SDK's futures are deep, and this sits under the configuration loader's.
+        let store = self.0.own(None);
+        match Box::pin(store.current_value(id)).await?.value {
             SecretValue::String(s) => Ok(s),
             SecretValue::Binary(b) => String::from_utf8(b)
                 .map_err(|_| Error::InvalidConfig(format!("secret {id}: not UTF-8 text"))),

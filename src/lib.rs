@@ -7,9 +7,6 @@
 //! `outcome` (the result document) → `metrics`. `app` ties them into the handler; `cli` is the
 //! operator's command line.
 
-// The SDK call futures nest deeply; the default limit (128) is too low for the layout query.
-#![recursion_limit = "256"]
-
 pub mod app;
 pub mod cli;
 pub mod config;

@@ -1,8 +1,6 @@
 //! The one binary: serves Lambda events under a Lambda runtime, and is the operator CLI
 //! otherwise.
 
-#![recursion_limit = "256"]
-
 use lambda_runtime::{LambdaEvent, service_fn};
 use secret_replicator::app::{self, App};
 use secret_replicator::config::{self, Env, Settings};

@@ -3,8 +3,10 @@
 //! Everything listens on 127.0.0.1 only.
 #![allow(dead_code)]
 
+pub mod app;
 pub mod moto;
 pub mod proxy;
+pub mod runtime;
 
 // Re-exports for the tests; not every test uses every one.
 #[allow(unused_imports)]

@@ -1,0 +1,203 @@
+//! A fake Lambda Runtime API on loopback: hands events to the real binary (running with
+//! `AWS_LAMBDA_RUNTIME_API` pointing here) and records what it answers. Enough of the API for
+//! the runtime client: `/runtime/invocation/next` (long-poll), `.../response`, `.../error`,
+//! `/runtime/init/error`.
+
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// What the function posted for an invocation (or for init).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    Response {
+        request_id: String,
+        body: String,
+    },
+    Error {
+        request_id: String,
+        error_type: String,
+        body: String,
+    },
+    InitError {
+        body: String,
+    },
+}
+
+#[derive(Default)]
+struct State {
+    events: VecDeque<(String, String)>,
+    answers: Vec<Answer>,
+    /// When the first `/next` arrived (the function finished init).
+    first_next: Option<Instant>,
+    next_id: u64,
+}
+
+/// The fake Runtime API.
+pub struct FakeRuntime {
+    addr: SocketAddr,
+    state: Arc<(Mutex<State>, Condvar)>,
+}
+
+impl FakeRuntime {
+    /// Listens on a free loopback port; serves connections on background threads.
+    pub fn start() -> FakeRuntime {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind fake runtime");
+        let addr = listener.local_addr().expect("local addr");
+        let state: Arc<(Mutex<State>, Condvar)> = Arc::default();
+        let st = state.clone();
+        thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(conn) = conn else { break };
+                let st = st.clone();
+                thread::spawn(move || serve(conn, st));
+            }
+        });
+        FakeRuntime { addr, state }
+    }
+
+    /// The value for `AWS_LAMBDA_RUNTIME_API`.
+    pub fn api(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// Queues an event; returns its request id.
+    pub fn push(&self, event: &serde_json::Value) -> String {
+        let (lock, cv) = &*self.state;
+        let mut s = lock.lock().unwrap();
+        s.next_id += 1;
+        let id = format!("req-{}", s.next_id);
+        s.events.push_back((id.clone(), event.to_string()));
+        cv.notify_all();
+        id
+    }
+
+    /// Waits for the answer to one request (or an init error).
+    pub fn answer(&self, request_id: &str, timeout: Duration) -> Answer {
+        let (lock, cv) = &*self.state;
+        let deadline = Instant::now() + timeout;
+        let mut s = lock.lock().unwrap();
+        loop {
+            if let Some(a) = s.answers.iter().find(|a| match a {
+                Answer::Response { request_id: r, .. } | Answer::Error { request_id: r, .. } => {
+                    r == request_id
+                }
+                Answer::InitError { .. } => true,
+            }) {
+                return a.clone();
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero(),
+                "no answer to {request_id} within {timeout:?}"
+            );
+            s = cv.wait_timeout(s, left).unwrap().0;
+        }
+    }
+
+    /// Waits until the function asks for its first event (init done); returns when that was.
+    pub fn ready(&self, timeout: Duration) -> Instant {
+        let (lock, cv) = &*self.state;
+        let deadline = Instant::now() + timeout;
+        let mut s = lock.lock().unwrap();
+        loop {
+            if let Some(t) = s.first_next {
+                return t;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(!left.is_zero(), "the function never asked for an event");
+            s = cv.wait_timeout(s, left).unwrap().0;
+        }
+    }
+}
+
+fn serve(conn: TcpStream, state: Arc<(Mutex<State>, Condvar)>) {
+    let Ok(write_half) = conn.try_clone() else {
+        return;
+    };
+    let mut out = write_half;
+    let mut reader = BufReader::new(conn);
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let mut parts = line.split_whitespace();
+        let method = parts.next().unwrap_or("").to_string();
+        let path = parts.next().unwrap_or("").to_string();
+        let mut len = 0usize;
+        let mut error_type = String::new();
+        loop {
+            let mut h = String::new();
+            if reader.read_line(&mut h).unwrap_or(0) == 0 {
+                return;
+            }
+            let h = h.trim_end();
+            if h.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = h.split_once(':') {
+                let k = k.trim().to_ascii_lowercase();
+                if k == "content-length" {
+                    len = v.trim().parse().unwrap_or(0);
+                } else if k == "lambda-runtime-function-error-type" {
+                    error_type = v.trim().to_string();
+                }
+            }
+        }
+        let mut body = vec![0u8; len];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        let body = String::from_utf8_lossy(&body).to_string();
+        let (lock, cv) = &*state;
+        let reply = if method == "GET" && path.ends_with("/runtime/invocation/next") {
+            let mut s = lock.lock().unwrap();
+            s.first_next.get_or_insert_with(Instant::now);
+            cv.notify_all();
+            let (id, event) = loop {
+                if let Some(e) = s.events.pop_front() {
+                    break e;
+                }
+                s = cv.wait(s).unwrap();
+            };
+            let deadline = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis()
+                + 30_000;
+            format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nlambda-runtime-aws-request-id: {id}\r\nlambda-runtime-deadline-ms: {deadline}\r\nlambda-runtime-invoked-function-arn: arn:aws:lambda:us-east-1:123456789012:function:secret-replicator\r\nlambda-runtime-trace-id: Root=1-00000000-000000000000000000000000\r\ncontent-length: {}\r\n\r\n{event}",
+                event.len()
+            )
+        } else if method == "POST" {
+            let mut s = lock.lock().unwrap();
+            let segs: Vec<&str> = path.split('/').collect();
+            let answer = if path.ends_with("/runtime/init/error") {
+                Answer::InitError { body }
+            } else if path.ends_with("/response") {
+                Answer::Response {
+                    request_id: segs[segs.len() - 2].to_string(),
+                    body,
+                }
+            } else {
+                Answer::Error {
+                    request_id: segs[segs.len() - 2].to_string(),
+                    error_type,
+                    body,
+                }
+            };
+            s.answers.push(answer);
+            cv.notify_all();
+            "HTTP/1.1 202 Accepted\r\ncontent-length: 2\r\n\r\n{}".to_string()
+        } else {
+            "HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n".to_string()
+        };
+        if out.write_all(reply.as_bytes()).is_err() {
+            return;
+        }
+    }
+}
