@@ -218,7 +218,7 @@ async fn validate(env: Env, args: &[String]) -> Result<ExitCode, Usage> {
                 config::load_document(&text, &fetcher).await
             })
             .await
-            .map_err(|e| format!("{path}: {e}")),
+            .map_err(|e| config::prefixed(&path, &e).to_string()),
             Err(e) => Err(format!("{path}: cannot read: {e}")),
         },
         None => match Settings::from_env(&env) {
@@ -249,7 +249,7 @@ async fn validate(env: Env, args: &[String]) -> Result<ExitCode, Usage> {
             Ok(ExitCode::SUCCESS)
         }
         Err(msg) => {
-            for line in msg.split("; ") {
+            for line in msg.lines() {
                 eprintln!("error: {line}");
             }
             Ok(ExitCode::FAILURE)

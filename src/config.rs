@@ -88,7 +88,7 @@ pub struct Shorthand {
     pub matches: Vec<String>,
 }
 
-/// Process-wide settings, read once at start-up.
+/// Process-wide settings, read once at start-up. Configuration errors are one per line.
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub source: ConfigSource,
@@ -225,7 +225,7 @@ impl Settings {
                     .or_else(|| env.get("AWS_DEFAULT_REGION"))
                     .map(str::to_string),
             }),
-            _ => Err(Error::InvalidConfig(errors.join("; "))),
+            _ => Err(Error::InvalidConfig(errors.join("\n"))),
         }
     }
 }
@@ -485,14 +485,14 @@ pub async fn load(settings: &Settings, fetcher: &impl TextFetcher) -> Result<Con
     match &settings.source {
         ConfigSource::Inline(doc) => load_document(doc, fetcher)
             .await
-            .map_err(|e| Error::InvalidConfig(format!("REPLICATOR_CONFIG: {}", e_msg(&e)))),
+            .map_err(|e| prefixed("REPLICATOR_CONFIG", &e)),
         ConfigSource::File(path) => {
             let text = std::fs::read_to_string(path).map_err(|e| {
                 Error::InvalidConfig(format!("REPLICATOR_CONFIG_FILE: cannot read {path}: {e}"))
             })?;
             load_document(&text, fetcher)
                 .await
-                .map_err(|e| Error::InvalidConfig(format!("{path}: {}", e_msg(&e))))
+                .map_err(|e| prefixed(path, &e))
         }
         ConfigSource::Secret { id, .. } => {
             let text = fetcher.fetch_text(id).await.map_err(|e| {
@@ -500,14 +500,21 @@ pub async fn load(settings: &Settings, fetcher: &impl TextFetcher) -> Result<Con
             })?;
             load_document(&text, fetcher)
                 .await
-                .map_err(|e| Error::InvalidConfig(format!("secret {id}: {}", e_msg(&e))))
+                .map_err(|e| prefixed(&format!("secret {id}"), &e))
         }
         ConfigSource::Shorthand(s) => load_shorthand(s, fetcher).await,
     }
 }
 
-fn e_msg(e: &Error) -> String {
-    e.to_string()
+/// Names the document in front of each of its errors (one per line).
+pub fn prefixed(origin: &str, e: &Error) -> Error {
+    Error::InvalidConfig(
+        e.to_string()
+            .lines()
+            .map(|l| format!("{origin}: {l}"))
+            .collect::<Vec<_>>()
+            .join("\n"),
+    )
 }
 
 async fn build(
@@ -559,7 +566,7 @@ async fn build(
             reads_secrets,
         })
     } else {
-        Err(Error::InvalidConfig(errors.join("; ")))
+        Err(Error::InvalidConfig(errors.join("\n")))
     }
 }
 
