@@ -3,10 +3,11 @@
 //! `App::new` and shared by every invocation of the container.
 
 use crate::config::{self, Config, ConfigSource, Settings, TextFetcher};
+use crate::event::SecretRef;
 use crate::event::{self, Identity, Invocation, Work};
 use crate::metrics::Metrics;
 use crate::outcome::{Error, Outcome, Report};
-use crate::replicate::{self, Shared, SourceResult};
+use crate::replicate::{self, Job, Mode, Shared, SourceResult};
 use crate::secret::SecretValue;
 use crate::store::{SecretStore, Stores};
 use serde_json::Value;
@@ -113,6 +114,16 @@ impl<S: Stores> App<S> {
 
     /// Handles one invocation payload.
     pub async fn handle(&self, payload: &Value) -> Result<Report, Failure> {
+        self.handle_until(payload, None).await
+    }
+
+    /// Handles one invocation payload; long work (`all`) stops starting new secrets before
+    /// `deadline` and lists what it did not reach in `remaining`.
+    pub async fn handle_until(
+        &self,
+        payload: &Value,
+        deadline: Option<Instant>,
+    ) -> Result<Report, Failure> {
         let manual = event::is_manual(payload);
         let request = match event::parse(payload, &self.identity) {
             Ok(r) => r,
@@ -138,15 +149,150 @@ impl<S: Stores> App<S> {
             }
             Work::Replicate(secrets) => {
                 let config = self.config().await;
+                let job = Job {
+                    mode: mode(&request),
+                    ..Job::VALUE
+                };
                 let runs = secrets.iter().map(|s| {
-                    replicate::replicate_source(&self.stores, &self.shared, &config, s, region)
+                    // Boxed: the SDK's futures are deep; boxing keeps each one's layout apart.
+                    Box::pin(replicate::replicate_source(
+                        &self.stores,
+                        &self.shared,
+                        &config,
+                        s,
+                        region,
+                        job,
+                    ))
                 });
                 let results = futures::future::join_all(runs).await;
                 report_of(results, secrets.len())
             }
+            Work::ReplicateWithMetadata(secret) | Work::SyncTags(secret) => {
+                let config = self.config().await;
+                let job = Job {
+                    mode: mode(&request),
+                    value: matches!(request.work, Work::ReplicateWithMetadata(_)),
+                    metadata: true,
+                };
+                let result = Box::pin(replicate::replicate_source(
+                    &self.stores,
+                    &self.shared,
+                    &config,
+                    secret,
+                    region,
+                    job,
+                ))
+                .await;
+                report_of(vec![result], 1)
+            }
+            Work::Delete(secret) => {
+                let config = self.config().await;
+                let result = Box::pin(replicate::delete_source(
+                    &self.stores,
+                    &self.shared,
+                    &config,
+                    secret,
+                    region,
+                    request.account.as_deref(),
+                    request.dry_run,
+                ))
+                .await;
+                report_of(vec![result], 1)
+            }
+            Work::All => {
+                let config = self.config().await;
+                Box::pin(self.all(&config, region, deadline, request.dry_run)).await
+            }
         };
         self.metrics.emit(&report);
         finish(request.invocation, report)
+    }
+}
+
+fn mode(request: &event::Request) -> Mode {
+    if request.dry_run {
+        Mode::Plan
+    } else {
+        Mode::Write
+    }
+}
+
+/// Secrets read at once by `all` (writes are paced by the rate limiter).
+pub const ALL_CONCURRENCY: usize = 8;
+
+impl<S: Stores> App<S> {
+    /// Every source secret some rule matches (ListSecrets), replicas (marker tag) and secrets
+    /// scheduled for deletion left out; each destination compared first and written only where
+    /// it differs. Stops starting new secrets at the deadline minus max(1 s, 10% of the time
+    /// left at the start), so that it answers in time; the rest goes to `remaining`.
+    async fn all(
+        &self,
+        config: &Config,
+        region: Option<&str>,
+        deadline: Option<Instant>,
+        dry_run: bool,
+    ) -> Report {
+        use futures::StreamExt;
+        let started = Instant::now();
+        let cutoff = deadline.map(|d| {
+            let left = d.saturating_duration_since(started);
+            d.checked_sub(std::cmp::max(std::time::Duration::from_secs(1), left / 10))
+                .unwrap_or(started)
+        });
+        let listed = match self.stores.own(region).list().await {
+            Ok(l) => l,
+            Err(e) => return Report::top_level(&e),
+        };
+        let candidates: Vec<_> = listed
+            .into_iter()
+            .filter(|s| {
+                !s.deleted
+                    && !s.tags.iter().any(|(k, _)| k == replicate::MARKER_TAG)
+                    && config.matches_any(&s.name)
+            })
+            .collect();
+        let job = Job {
+            mode: if dry_run { Mode::Plan } else { Mode::Compare },
+            value: true,
+            metadata: true,
+        };
+        let runs = futures::stream::iter(candidates).map(|s| async move {
+            if cutoff.is_some_and(|c| Instant::now() >= c) {
+                return Err(s.name);
+            }
+            let secret = SecretRef {
+                id: s.arn,
+                name: Some(s.name),
+            };
+            Ok(Box::pin(replicate::replicate_source(
+                &self.stores,
+                &self.shared,
+                config,
+                &secret,
+                region,
+                job,
+            ))
+            .await)
+        });
+        let done: Vec<Result<SourceResult, String>> =
+            runs.buffered(ALL_CONCURRENCY).collect().await;
+        let mut results = Vec::new();
+        let mut remaining = Vec::new();
+        for d in done {
+            match d {
+                Ok(r) => results.push(r),
+                Err(name) => remaining.push(name),
+            }
+        }
+        if !remaining.is_empty() {
+            tracing::warn!(
+                remaining = remaining.len(),
+                "all: stopped before the deadline; the next run picks up the rest"
+            );
+        }
+        let mut report = report_of(results, usize::MAX);
+        report.remaining = remaining;
+        report
     }
 }
 

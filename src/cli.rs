@@ -18,6 +18,8 @@ usage:
   secret-replicator transform --transform REF [--var K=V ...] < value
       print the transformed value (REF: path.sed, path.json, secret:<id>, or inline JSON such as
       '{\"sed\": \"s/a/b/g\"}')
+  secret-replicator plan [--secret ID ...| --all] [--region R] [--json]
+      what a replication would do (a dry run: nothing is written); a table, or the document
   secret-replicator validate [--config FILE]
       load and compile the configuration (default: from the environment) and every transform
       it names; report every error and loop risk
@@ -37,6 +39,7 @@ pub async fn run(env: Env, args: Vec<String>) -> ExitCode {
         "replicate" => Box::pin(replicate(env, rest)).await,
         "transform" => Box::pin(transform_cmd(rest)).await,
         "validate" => Box::pin(validate(env, rest)).await,
+        "plan" => Box::pin(plan(env, rest)).await,
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;
@@ -111,35 +114,169 @@ async fn replicate(env: Env, args: &[String]) -> Result<ExitCode, Usage> {
             return Ok(ExitCode::FAILURE);
         }
     };
-    let settings = match Settings::from_env(&env) {
-        Ok(s) => s,
-        Err(e) => {
-            let report = crate::outcome::Report::top_level(&e);
-            println!("{}", report.to_json());
-            return Ok(ExitCode::FAILURE);
-        }
+    let (report, ok) = match invoke(env, &payload).await {
+        Ok(r) => r,
+        Err(report) => (report, false),
     };
+    println!("{}", report.to_json());
+    Ok(exit(ok))
+}
+
+fn exit(ok: bool) -> ExitCode {
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// One local invocation with the configuration from the environment: the report, and whether
+/// nothing failed. `Err` carries the report of a configuration that could not load.
+async fn invoke(
+    env: Env,
+    payload: &serde_json::Value,
+) -> Result<(crate::outcome::Report, bool), crate::outcome::Report> {
+    let settings = Settings::from_env(&env).map_err(|e| crate::outcome::Report::top_level(&e))?;
     let stores = AwsStores::new(store::sdk_config().await, &settings.function_name);
-    let app = match App::new(settings, stores, Metrics { enabled: false }).await {
-        Ok(app) => app,
-        Err(e) => {
-            println!("{}", crate::outcome::Report::top_level(&e).to_json());
-            return Ok(ExitCode::FAILURE);
-        }
-    };
-    let (report, ok) = match app.handle(&payload).await {
+    let app = App::new(settings, stores, Metrics { enabled: false })
+        .await
+        .map_err(|e| crate::outcome::Report::top_level(&e))?;
+    Ok(match app.handle(payload).await {
         Ok(r) => {
             let ok = r.first_failure().is_none();
             (r, ok)
         }
         Err(f) => (f.0, false),
-    };
-    println!("{}", report.to_json());
-    Ok(if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
     })
+}
+
+async fn plan(env: Env, args: &[String]) -> Result<ExitCode, Usage> {
+    let mut secrets = Vec::new();
+    let (mut all, mut json, mut region) = (false, false, None);
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--all" => all = true,
+            "--json" => json = true,
+            "--secret" | "--region" => {
+                let v = it
+                    .next()
+                    .ok_or_else(|| Usage(format!("{a} needs a value")))?
+                    .clone();
+                if a == "--secret" {
+                    secrets.push(v);
+                } else {
+                    region = Some(v);
+                }
+            }
+            other => return Err(Usage(format!("unexpected argument {other:?}"))),
+        }
+    }
+    let mut payload = match (all, secrets.is_empty()) {
+        (true, true) => serde_json::json!({"source": "manual", "all": true, "dryRun": true}),
+        (false, false) => {
+            serde_json::json!({"source": "manual", "secretIds": secrets, "dryRun": true})
+        }
+        _ => return Err(Usage("plan needs --secret ID (repeatable) or --all".into())),
+    };
+    if let Some(r) = region {
+        payload["region"] = serde_json::Value::String(r);
+    }
+    let (report, ok) = match invoke(env, &payload).await {
+        Ok(r) => r,
+        Err(report) => (report, false),
+    };
+    if json {
+        println!("{}", report.to_json());
+    } else {
+        print!("{}", table(&report));
+    }
+    Ok(exit(ok))
+}
+
+/// The plan as a readable table.
+pub fn table(report: &crate::outcome::Report) -> String {
+    let mut rows = vec![[
+        "SOURCE".to_string(),
+        "DESTINATION".to_string(),
+        "STATUS".to_string(),
+        "ACTION".to_string(),
+        "SIZE".to_string(),
+        "CHANGE".to_string(),
+        "NOTE".to_string(),
+    ]];
+    if let Some(e) = &report.error {
+        rows.push([
+            "-".into(),
+            "-".into(),
+            "failed".into(),
+            "-".into(),
+            "-".into(),
+            "-".into(),
+            format!("{}: {}", e.kind.as_str(), e.message),
+        ]);
+    }
+    for o in &report.results {
+        let v = serde_json::to_value(o).unwrap_or_default();
+        let text = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("-").to_string();
+        let source = o
+            .source
+            .rsplit_once(":secret:")
+            .map(|(_, n)| n)
+            .unwrap_or(&o.source);
+        // Full ARNs end in a 7-character suffix; show the name.
+        let source = match source.len().checked_sub(7).map(|i| source.split_at(i)) {
+            Some((name, suffix)) if o.source.starts_with("arn:") && suffix.starts_with('-') => {
+                name.to_string()
+            }
+            _ => source.to_string(),
+        };
+        rows.push([
+            source,
+            o.destination
+                .as_ref()
+                .map(|d| format!("{}:{}:{}", d.account, d.region, d.name))
+                .unwrap_or_else(|| "-".into()),
+            text("status"),
+            text("action"),
+            o.size.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
+            match o.would_change {
+                Some(true) => "yes".into(),
+                Some(false) => "no".into(),
+                None => "-".into(),
+            },
+            o.error
+                .as_ref()
+                .map(|e| format!("{}: {}", e.kind.as_str(), e.message))
+                .or_else(|| o.reason.clone())
+                .unwrap_or_default(),
+        ]);
+    }
+    for r in &report.remaining {
+        rows.push([
+            r.clone(),
+            "-".into(),
+            "remaining".into(),
+            "-".into(),
+            "-".into(),
+            "-".into(),
+            "not reached before the deadline".into(),
+        ]);
+    }
+    let widths: Vec<usize> = (0..7)
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for r in rows {
+        let line: Vec<String> = r
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
 }
 
 async fn transform_cmd(args: &[String]) -> Result<ExitCode, Usage> {

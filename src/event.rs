@@ -50,6 +50,14 @@ impl Invocation {
 pub enum Work {
     /// Replicate the current value of each secret.
     Replicate(Vec<SecretRef>),
+    /// UpdateSecret: the value, and the description and tags where destinations copy them.
+    ReplicateWithMetadata(SecretRef),
+    /// TagResource / UntagResource: tags where destinations copy them.
+    SyncTags(SecretRef),
+    /// DeleteSecret: follow the source's deletion where destinations ask for it.
+    Delete(SecretRef),
+    /// The manual `all`: every source secret some rule matches.
+    All,
     /// Nothing to do: `source` names the secret (or event), `reason` says why.
     Skip {
         source: String,
@@ -65,6 +73,10 @@ pub struct Request {
     /// The source region (the event's region, or the manual payload's `region`); None = the
     /// function's own region.
     pub region: Option<String>,
+    /// The source account, when the event says it.
+    pub account: Option<String>,
+    /// `dryRun`: compute and report, write nothing.
+    pub dry_run: bool,
 }
 
 /// Skip reasons.
@@ -73,8 +85,6 @@ pub mod reason {
     pub const SELF_CAUSED: &str = "self_caused";
     pub const NOT_CURRENT: &str = "not_current";
     pub const NOT_A_VALUE_CHANGE: &str = "not_a_value_change";
-    pub const DELETE_SYNC_OFF: &str = "delete_sync_off";
-    pub const TAG_SYNC_OFF: &str = "tag_sync_off";
 }
 
 /// The manual payload (SPEC §6). Strict: a typo is an InvalidEvent, not a silent no-op.
@@ -120,17 +130,30 @@ pub fn is_manual(payload: &Value) -> bool {
 fn parse_manual(payload: &Value) -> Result<Request, Error> {
     let m: Manual = serde_json::from_value(payload.clone())
         .map_err(|e| Error::InvalidEvent(format!("manual payload: {e}")))?;
-    if m.all || m.dry_run {
-        return Err(Error::InvalidEvent(
-            "manual payload: \"all\" and \"dryRun\" are not supported by this version".into(),
-        ));
-    }
     let mut ids: Vec<String> = m.secret_id.into_iter().collect();
     ids.extend(m.secret_ids.unwrap_or_default());
-    if ids.is_empty() {
-        return Err(Error::InvalidEvent(
-            "manual payload: give \"secretId\" or \"secretIds\"".into(),
-        ));
+    let request = |work| Request {
+        invocation: Invocation::Manual {
+            fail_on_error: m.fail_on_error,
+        },
+        work,
+        region: m.region.clone(),
+        account: None,
+        dry_run: m.dry_run,
+    };
+    match (m.all, ids.is_empty()) {
+        (true, true) => return Ok(request(Work::All)),
+        (true, false) => {
+            return Err(Error::InvalidEvent(
+                "manual payload: \"all\" replaces \"secretId\"/\"secretIds\"; give one or the other".into(),
+            ));
+        }
+        (false, true) => {
+            return Err(Error::InvalidEvent(
+                "manual payload: give \"secretId\", \"secretIds\" or \"all\": true".into(),
+            ));
+        }
+        (false, false) => {}
     }
     if let Some(bad) = ids.iter().find(|i| i.trim().is_empty()) {
         return Err(Error::InvalidEvent(format!(
@@ -144,13 +167,7 @@ fn parse_manual(payload: &Value) -> Result<Request, Error> {
             id,
         })
         .collect();
-    Ok(Request {
-        invocation: Invocation::Manual {
-            fail_on_error: m.fail_on_error,
-        },
-        work: Work::Replicate(refs),
-        region: m.region,
-    })
+    Ok(request(Work::Replicate(refs)))
 }
 
 fn parse_eventbridge(payload: &Value, me: &Identity) -> Result<Request, Error> {
@@ -163,10 +180,13 @@ fn parse_eventbridge(payload: &Value, me: &Identity) -> Result<Request, Error> {
         .clone()
         .filter(|r| !r.is_empty())
         .or_else(|| str_field(detail, "awsRegion").map(str::to_string));
+    let account = ev.account.clone().filter(|a| !a.is_empty());
     let request = |work| Request {
         invocation: Invocation::Event,
         work,
         region: region.clone(),
+        account: account.clone(),
+        dry_run: false,
     };
     match detail_type {
         "Secret Label Updated" => {
@@ -213,9 +233,10 @@ fn parse_eventbridge(payload: &Value, me: &Identity) -> Result<Request, Error> {
             }
             let params = detail.get("requestParameters").and_then(Value::as_object);
             let work = match event_name {
-                "CreateSecret" | "UpdateSecret" | "RotationSucceeded" | "RestoreSecret" => {
+                "CreateSecret" | "RotationSucceeded" | "RestoreSecret" => {
                     replicate(secret, event_name)?
                 }
+                "UpdateSecret" => Work::ReplicateWithMetadata(named(secret, event_name)?),
                 "PutSecretValue" => {
                     let stages = params.and_then(|p| p.get("versionStages"));
                     let current = match stages.and_then(Value::as_array) {
@@ -237,8 +258,8 @@ fn parse_eventbridge(payload: &Value, me: &Identity) -> Result<Request, Error> {
                         skip_with(reason::NOT_CURRENT)
                     }
                 }
-                "DeleteSecret" => skip_with(reason::DELETE_SYNC_OFF),
-                "TagResource" | "UntagResource" => skip_with(reason::TAG_SYNC_OFF),
+                "DeleteSecret" => Work::Delete(named(secret, event_name)?),
+                "TagResource" | "UntagResource" => Work::SyncTags(named(secret, event_name)?),
                 _ => skip_with(reason::NOT_A_VALUE_CHANGE),
             };
             Ok(request(work))
@@ -251,9 +272,11 @@ fn parse_eventbridge(payload: &Value, me: &Identity) -> Result<Request, Error> {
 }
 
 fn replicate(secret: Option<SecretRef>, event_name: &str) -> Result<Work, Error> {
-    secret
-        .map(|s| Work::Replicate(vec![s]))
-        .ok_or_else(|| Error::InvalidEvent(format!("{event_name} event that names no secret")))
+    named(secret, event_name).map(|s| Work::Replicate(vec![s]))
+}
+
+fn named(secret: Option<SecretRef>, event_name: &str) -> Result<SecretRef, Error> {
+    secret.ok_or_else(|| Error::InvalidEvent(format!("{event_name} event that names no secret")))
 }
 
 fn skip(secret: &SecretRef, reason: &'static str) -> Work {

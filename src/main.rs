@@ -44,10 +44,23 @@ async fn serve(env: Env) -> Result<(), lambda_runtime::Error> {
         let app = app.clone();
         async move {
             match app.as_ref() {
-                Ok(app) => app.handle(&event.payload).await,
+                Ok(app) => {
+                    let deadline = deadline(event.context.deadline);
+                    app.handle_until(&event.payload, deadline).await
+                }
                 Err(e) => app::invalid_config(e, &event.payload),
             }
         }
     }))
     .await
+}
+
+/// The invocation's deadline (epoch milliseconds from the Runtime API) as an `Instant`.
+fn deadline(epoch_ms: u64) -> Option<std::time::Instant> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_millis() as u64;
+    let left = epoch_ms.checked_sub(now)?;
+    Some(std::time::Instant::now() + std::time::Duration::from_millis(left))
 }

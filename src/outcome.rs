@@ -227,6 +227,12 @@ pub struct Outcome {
     pub retry_class: Option<RetryClass>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorBody>,
+    /// Dry runs: the transformed value's size in bytes (a size, never a hash of the value).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size: Option<usize>,
+    /// Dry runs: whether the destination would change.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub would_change: Option<bool>,
     /// Size of the value written (for metrics; a size, never the value).
     #[serde(skip)]
     pub bytes: Option<usize>,
@@ -251,6 +257,8 @@ impl Outcome {
             duration_ms: None,
             retry_class: None,
             error: None,
+            size: None,
+            would_change: None,
             bytes: None,
         }
     }

@@ -38,6 +38,11 @@ pub struct Description {
     pub kms_key_id: Option<String>,
     /// Scheduled for deletion.
     pub deleted: bool,
+    /// When a secret scheduled for deletion will be deleted.
+    pub deletion_date: Option<std::time::SystemTime>,
+    pub description: Option<String>,
+    /// Every version id the secret has.
+    pub version_ids: Vec<String>,
     pub tags: Vec<(String, String)>,
     /// The version that holds AWSCURRENT.
     pub current_version: Option<String>,
@@ -55,6 +60,15 @@ impl Description {
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.as_str())
     }
+}
+
+/// One entry of ListSecrets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub arn: String,
+    pub name: String,
+    pub tags: Vec<(String, String)>,
+    pub deleted: bool,
 }
 
 /// A new secret: value, token, key, description and tags in one CreateSecret.
@@ -110,6 +124,18 @@ pub trait SecretStore: Send + Sync {
     fn set_kms_key(&self, id: &str, key: &str) -> impl Future<Output = Result<(), Error>> + Send;
     /// RestoreSecret.
     fn restore(&self, id: &str) -> impl Future<Output = Result<(), Error>> + Send;
+    /// DeleteSecret with a recovery window (never a forced delete).
+    fn delete(&self, id: &str, window_days: i64) -> impl Future<Output = Result<(), Error>> + Send;
+    /// UntagResource.
+    fn untag(&self, id: &str, keys: &[String]) -> impl Future<Output = Result<(), Error>> + Send;
+    /// UpdateSecret with only a description.
+    fn set_description(
+        &self,
+        id: &str,
+        description: &str,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+    /// ListSecrets, every page (secrets scheduled for deletion excluded).
+    fn list(&self) -> impl Future<Output = Result<Vec<Listed>, Error>> + Send;
     /// kms:DescribeKey, resolved to the key ARN (cached).
     fn key_arn(&self, key_id: &str) -> impl Future<Output = Result<String, Error>> + Send;
 }
@@ -394,6 +420,14 @@ impl SecretStore for AwsStore {
             name: out.name().unwrap_or(id).to_string(),
             kms_key_id: out.kms_key_id().map(str::to_string),
             deleted: out.deleted_date().is_some(),
+            deletion_date: out
+                .deleted_date()
+                .and_then(|d| std::time::SystemTime::try_from(*d).ok()),
+            description: out.description().map(str::to_string),
+            version_ids: out
+                .version_ids_to_stages()
+                .map(|m| m.keys().cloned().collect())
+                .unwrap_or_default(),
             tags: out
                 .tags()
                 .iter()
@@ -513,6 +547,90 @@ impl SecretStore for AwsStore {
                 .map_err(|e| map_sdk_error(SM, "RestoreSecret", e))
         })
         .await
+    }
+
+    async fn delete(&self, id: &str, window_days: i64) -> Result<(), Error> {
+        self.call(|| async {
+            self.sm
+                .delete_secret()
+                .secret_id(id)
+                .recovery_window_in_days(window_days)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| map_sdk_error(SM, "DeleteSecret", e))
+        })
+        .await
+    }
+
+    async fn untag(&self, id: &str, keys: &[String]) -> Result<(), Error> {
+        self.call(|| async {
+            self.sm
+                .untag_resource()
+                .secret_id(id)
+                .set_tag_keys(Some(keys.to_vec()))
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| map_sdk_error(SM, "UntagResource", e))
+        })
+        .await
+    }
+
+    async fn set_description(&self, id: &str, description: &str) -> Result<(), Error> {
+        self.call(|| async {
+            self.sm
+                .update_secret()
+                .secret_id(id)
+                .description(description)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| map_sdk_error(SM, "UpdateSecret", e))
+        })
+        .await
+    }
+
+    async fn list(&self) -> Result<Vec<Listed>, Error> {
+        let mut out = Vec::new();
+        let mut next: Option<String> = None;
+        loop {
+            let page = self
+                .call(|| async {
+                    self.sm
+                        .list_secrets()
+                        .max_results(100)
+                        .set_next_token(next.clone())
+                        .send()
+                        .await
+                        .map_err(|e| map_sdk_error(SM, "ListSecrets", e))
+                })
+                .await?;
+            for s in page.secret_list() {
+                let (Some(arn), Some(name)) = (s.arn(), s.name()) else {
+                    continue;
+                };
+                out.push(Listed {
+                    arn: arn.to_string(),
+                    name: name.to_string(),
+                    tags: s
+                        .tags()
+                        .iter()
+                        .filter_map(|t| {
+                            Some((t.key()?.to_string(), t.value().unwrap_or("").to_string()))
+                        })
+                        .collect(),
+                    deleted: s.deleted_date().is_some(),
+                });
+            }
+            next = page
+                .next_token()
+                .map(str::to_string)
+                .filter(|t| !t.is_empty());
+            if next.is_none() {
+                return Ok(out);
+            }
+        }
     }
 
     async fn key_arn(&self, key_id: &str) -> Result<String, Error> {

@@ -69,7 +69,13 @@ fn every_fixture_maps_to_the_action_of_the_spec_table() {
         ("rotation", replicate(&[(ARN, None)])),
         ("failed", skip("prod/payments/db", reason::CALL_FAILED)),
         ("pending", skip(ARN, reason::NOT_CURRENT)),
-        ("delete", skip(ARN, reason::DELETE_SYNC_OFF)),
+        (
+            "delete",
+            Work::Delete(SecretRef {
+                id: ARN.into(),
+                name: Some("prod/payments/db".into()),
+            }),
+        ),
         (
             "manual",
             replicate(&[("prod/payments/db", Some("prod/payments/db"))]),
@@ -219,19 +225,14 @@ fn events_that_change_no_value_are_skipped() {
     for name in ["TagResource", "UntagResource"] {
         let mut e = fixture("put");
         e["detail"]["eventName"] = json!(name);
-        assert!(matches!(
-            work_of(&e),
-            Work::Skip {
-                reason: reason::TAG_SYNC_OFF,
-                ..
-            }
-        ));
+        assert!(matches!(work_of(&e), Work::SyncTags(_)), "{name}");
     }
-    for name in ["UpdateSecret", "RestoreSecret"] {
-        let mut e = fixture("put");
-        e["detail"]["eventName"] = json!(name);
-        assert!(matches!(work_of(&e), Work::Replicate(_)), "{name}");
-    }
+    let mut e = fixture("put");
+    e["detail"]["eventName"] = json!("UpdateSecret");
+    assert!(matches!(work_of(&e), Work::ReplicateWithMetadata(_)));
+    let mut e = fixture("put");
+    e["detail"]["eventName"] = json!("RestoreSecret");
+    assert!(matches!(work_of(&e), Work::Replicate(_)));
 }
 
 #[test]
@@ -324,9 +325,18 @@ fn malformed_payloads_are_invalid_events() {
 }
 
 #[test]
-fn all_is_refused_with_a_clear_message_until_supported() {
-    let err = parse(&fixture("manual-all"), &me()).unwrap_err();
-    assert!(err.to_string().contains("\"all\""), "{err}");
+fn all_and_dry_run_are_manual_options() {
+    let r = parse(&fixture("manual-all"), &me()).unwrap();
+    assert_eq!(r.work, Work::All);
+    assert!(r.dry_run);
+    let r = parse(
+        &json!({"source":"manual","secretId":"a","dryRun":true}),
+        &me(),
+    )
+    .unwrap();
+    assert!(r.dry_run && matches!(r.work, Work::Replicate(_)));
+    let both = parse(&json!({"source":"manual","secretId":"a","all":true}), &me());
+    assert!(both.is_err());
 }
 
 #[test]

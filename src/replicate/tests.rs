@@ -135,6 +135,9 @@ impl SecretStore for Fake {
             name: key.2.clone(),
             kms_key_id: s.kms.clone(),
             deleted: s.deleted,
+            deletion_date: None,
+            description: None,
+            version_ids: s.versions.iter().map(|v| v.id.clone()).collect(),
             tags: s.tags.clone(),
             current_version: s.current().map(|v| v.id.clone()),
             owning_service: None,
@@ -253,6 +256,43 @@ impl SecretStore for Fake {
         Ok(())
     }
 
+    async fn delete(&self, id: &str, _window_days: i64) -> Result<(), Error> {
+        let key = self.key(id);
+        let mut w = self.enter("DeleteSecret", id)?;
+        if let Some(s) = w.secrets.get_mut(&key) {
+            s.deleted = true;
+        }
+        Ok(())
+    }
+
+    async fn untag(&self, id: &str, keys: &[String]) -> Result<(), Error> {
+        let key = self.key(id);
+        let mut w = self.enter("UntagResource", id)?;
+        if let Some(s) = w.secrets.get_mut(&key) {
+            s.tags.retain(|(k, _)| !keys.contains(k));
+        }
+        Ok(())
+    }
+
+    async fn set_description(&self, id: &str, _description: &str) -> Result<(), Error> {
+        let _w = self.enter("UpdateSecret", id)?;
+        Ok(())
+    }
+
+    async fn list(&self) -> Result<Vec<crate::store::Listed>, Error> {
+        let w = self.enter("ListSecrets", "")?;
+        Ok(w.secrets
+            .iter()
+            .filter(|(k, _)| k.0 == self.account && k.1 == self.region)
+            .map(|(k, s)| crate::store::Listed {
+                arn: s.arn.clone(),
+                name: k.2.clone(),
+                tags: s.tags.clone(),
+                deleted: s.deleted,
+            })
+            .collect())
+    }
+
     async fn key_arn(&self, key_id: &str) -> Result<String, Error> {
         let _w = self.enter("DescribeKey", key_id)?;
         Ok(format!(
@@ -360,7 +400,16 @@ fn sref(name: &str) -> SecretRef {
 }
 
 async fn run(stores: &FakeStores, shared: &Shared, c: &Config, name: &str) -> Vec<Outcome> {
-    match replicate_source(stores, shared, c, &sref(name), Some("us-east-1")).await {
+    match replicate_source(
+        stores,
+        shared,
+        c,
+        &sref(name),
+        Some("us-east-1"),
+        Job::VALUE,
+    )
+    .await
+    {
         SourceResult::Outcomes(o) => o,
         SourceResult::Failed { error, .. } => panic!("source failed: {error}"),
     }
@@ -681,7 +730,16 @@ async fn a_name_no_rule_matches_is_not_even_read() {
 async fn a_missing_source_is_source_not_found() {
     let s = FakeStores::default();
     let c = config(WEST).await;
-    match replicate_source(&s, &Shared::new(25), &c, &sref("app/none"), None).await {
+    match replicate_source(
+        &s,
+        &Shared::new(25),
+        &c,
+        &sref("app/none"),
+        None,
+        Job::VALUE,
+    )
+    .await
+    {
         SourceResult::Failed { error, .. } => assert_eq!(error.kind(), ErrorKind::SourceNotFound),
         other => panic!("{other:?}"),
     }
@@ -696,4 +754,212 @@ fn the_limiter_allows_a_burst_then_spaces_writes() {
     assert!(waits[5] > waits[4]);
     // Another account/region has its own budget.
     assert!(l.reserve("2", "r").is_zero());
+}
+
+const WRITES: [&str; 8] = [
+    "CreateSecret",
+    "PutSecretValue",
+    "UpdateSecretVersionStage",
+    "UpdateSecret",
+    "TagResource",
+    "UntagResource",
+    "RestoreSecret",
+    "DeleteSecret",
+];
+
+fn writes(calls: &[String]) -> Vec<String> {
+    calls
+        .iter()
+        .filter(|c| WRITES.iter().any(|w| c.starts_with(&format!("{w} "))))
+        .cloned()
+        .collect()
+}
+
+async fn run_job(
+    s: &FakeStores,
+    shared: &Shared,
+    c: &Config,
+    name: &str,
+    mode: Mode,
+) -> Vec<Outcome> {
+    let job = Job {
+        mode,
+        value: true,
+        metadata: true,
+    };
+    match replicate_source(s, shared, c, &sref(name), Some("us-east-1"), job).await {
+        SourceResult::Outcomes(o) => o,
+        SourceResult::Failed { error, .. } => panic!("{error}"),
+    }
+}
+
+#[tokio::test]
+async fn compare_mode_writes_nothing_when_the_copy_is_in_sync_and_repairs_drift() {
+    let s = FakeStores::default();
+    let c = config(WEST).await;
+    s.seed("us-east-1", "app/db", "v1", "one");
+    let o = run_job(&s, &Shared::new(25), &c, "app/db", Mode::Compare).await;
+    assert_eq!(
+        (o[0].status, o[0].action),
+        (Status::Replicated, Action::Create)
+    );
+    s.calls();
+    // A fresh container, nothing changed: reads only.
+    let o = run_job(&s, &Shared::new(25), &c, "app/db", Mode::Compare).await;
+    assert_eq!(
+        (o[0].status, o[0].action),
+        (Status::Unchanged, Action::None)
+    );
+    assert!(writes(&s.calls()).is_empty());
+    // Hand-edited: rewritten.
+    s.edit(OWN, "us-west-2", "dr/app/db", |d| {
+        d.add("hand", SecretValue::String("drift".into()))
+    });
+    let o = run_job(&s, &Shared::new(25), &c, "app/db", Mode::Compare).await;
+    assert_eq!(o[0].status, Status::Replicated, "{o:?}");
+    assert_eq!(
+        s.value(OWN, "us-west-2", "dr/app/db").as_deref(),
+        Some("one")
+    );
+}
+
+#[tokio::test]
+async fn compare_mode_leaves_an_equal_value_written_by_someone_else_alone() {
+    let s = FakeStores::default();
+    let c = config(WEST).await;
+    s.seed("us-east-1", "app/db", "v1", "one");
+    run_job(&s, &Shared::new(25), &c, "app/db", Mode::Compare).await;
+    s.edit(OWN, "us-west-2", "dr/app/db", |d| {
+        d.add("hand", SecretValue::String("one".into()))
+    });
+    s.calls();
+    let o = run_job(&s, &Shared::new(25), &c, "app/db", Mode::Compare).await;
+    assert_eq!(o[0].status, Status::Unchanged);
+    assert!(writes(&s.calls()).is_empty());
+}
+
+#[tokio::test]
+async fn a_dry_run_reports_and_writes_nothing() {
+    let s = FakeStores::default();
+    let c = config(WEST).await;
+    s.seed("us-east-1", "app/db", "v1", "a value");
+    let o = run_job(&s, &Shared::new(25), &c, "app/db", Mode::Plan).await;
+    assert_eq!(
+        (o[0].status, o[0].action),
+        (Status::Planned, Action::Create)
+    );
+    assert_eq!((o[0].size, o[0].would_change), (Some(7), Some(true)));
+    assert!(writes(&s.calls()).is_empty());
+    assert!(s.secret(OWN, "us-west-2", "dr/app/db").is_none());
+
+    run_job(&s, &Shared::new(25), &c, "app/db", Mode::Compare).await;
+    let o = run_job(&s, &Shared::new(25), &c, "app/db", Mode::Plan).await;
+    assert_eq!(
+        (o[0].action, o[0].would_change),
+        (Action::None, Some(false))
+    );
+    s.seed("us-east-1", "app/db", "v2", "another");
+    s.calls();
+    let o = run_job(&s, &Shared::new(25), &c, "app/db", Mode::Plan).await;
+    assert_eq!(
+        (o[0].action, o[0].would_change),
+        (Action::Update, Some(true))
+    );
+    assert!(writes(&s.calls()).is_empty());
+    let json = serde_json::to_value(&o[0]).unwrap();
+    assert_eq!(json["status"], "planned");
+    assert_eq!(json["wouldChange"], true);
+    assert_eq!(json["size"], 7);
+}
+
+#[tokio::test]
+async fn deletion_follows_the_source_only_where_configured_and_owned() {
+    let s = FakeStores::default();
+    let c = config(
+        r#"{"rules":[{"match":["app/**"],"destinations":[
+            {"region":"us-west-2","delete_with_source":true},
+            {"region":"eu-west-1"}
+        ]}]}"#,
+    )
+    .await;
+    s.seed("us-east-1", "app/db", "v1", "one");
+    run(&s, &Shared::new(25), &c, "app/db").await;
+    s.edit(OWN, "us-east-1", "app/db", |d| d.deleted = true);
+    let r = delete_source(
+        &s,
+        &Shared::new(25),
+        &c,
+        &sref("app/db"),
+        Some("us-east-1"),
+        None,
+        false,
+    )
+    .await;
+    let SourceResult::Outcomes(o) = r else {
+        panic!("{r:?}")
+    };
+    let by_region = |r: &str| {
+        o.iter()
+            .find(|x| x.destination.as_ref().unwrap().region == r)
+            .unwrap()
+    };
+    assert_eq!(by_region("us-west-2").status, Status::Deleted);
+    assert_eq!(
+        by_region("eu-west-1").reason.as_deref(),
+        Some(reason::DELETE_SYNC_OFF)
+    );
+    assert!(s.secret(OWN, "us-west-2", "app/db").unwrap().deleted);
+    assert!(!s.secret(OWN, "eu-west-1", "app/db").unwrap().deleted);
+
+    // A restored source brings its copy back (the next event converges on the source's state).
+    s.edit(OWN, "us-east-1", "app/db", |d| d.deleted = false);
+    let r = delete_source(
+        &s,
+        &Shared::new(25),
+        &c,
+        &sref("app/db"),
+        Some("us-east-1"),
+        None,
+        false,
+    )
+    .await;
+    let SourceResult::Outcomes(o) = r else {
+        panic!("{r:?}")
+    };
+    assert!(o.iter().all(|x| x.status == Status::Replicated), "{o:?}");
+    assert!(!s.secret(OWN, "us-west-2", "app/db").unwrap().deleted);
+}
+
+#[tokio::test]
+async fn deletion_never_touches_a_secret_this_source_does_not_own() {
+    let s = FakeStores::default();
+    let c = config(r#"{"rules":[{"match":["app/**"],"destinations":[{"region":"us-west-2","delete_with_source":true}]}]}"#).await;
+    s.seed("us-east-1", "app/db", "v1", "one");
+    s.seed("us-west-2", "app/db", "x", "not ours");
+    s.edit(OWN, "us-east-1", "app/db", |d| d.deleted = true);
+    let r = delete_source(
+        &s,
+        &Shared::new(25),
+        &c,
+        &sref("app/db"),
+        Some("us-east-1"),
+        None,
+        false,
+    )
+    .await;
+    let SourceResult::Outcomes(o) = r else {
+        panic!("{r:?}")
+    };
+    assert_eq!(o[0].reason.as_deref(), Some(reason::NOT_OWNED));
+    assert!(!s.secret(OWN, "us-west-2", "app/db").unwrap().deleted);
+}
+
+#[test]
+fn the_recovery_window_is_what_is_left_of_the_source_s_at_least_7_days() {
+    let now = std::time::SystemTime::now();
+    let days = |d: u64| Some(now + Duration::from_secs(d * 86_400 - 60));
+    assert_eq!(window_days(days(20)), 20);
+    assert_eq!(window_days(days(2)), 7);
+    assert_eq!(window_days(None), 7);
+    assert_eq!(window_days(days(40)), 30);
 }
