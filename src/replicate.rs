@@ -450,7 +450,14 @@ async fn destination<S: Stores>(
         value: &value,
     };
     let mut done = match (job.mode, job.value) {
-        (Mode::Write, true) => w.write(&token).await?,
+        (Mode::Write, true) => {
+            let written = w.write(&token).await?;
+            if job.metadata && (target.dest.copy_tags || target.dest.copy_description) {
+                // UpdateSecret: the description and tags follow too.
+                w.metadata_only(false).await?;
+            }
+            written
+        }
         (_, true) => w.compare(&token, job.mode == Mode::Plan).await?,
         (mode, false) => w.metadata_only(mode == Mode::Plan).await?,
     };
@@ -615,12 +622,17 @@ impl<T: SecretStore> Writer<'_, T> {
                     ..done(Status::Planned, Action::Create, None)
                 });
             }
-            return match self.ready(token).await? {
-                Ready::Created(w) => {
+            return match self.create(token).await {
+                Ok(w) => {
                     self.shared.set_owned(at, true);
                     Ok(done(Status::Replicated, Action::Create, Some(w.version_id)))
                 }
-                Ready::Owned => self.write(token).await,
+                // Created meanwhile by another invocation: the ownership check decides.
+                Err((_, e)) if e.is_aws("ResourceExistsException") => {
+                    self.shared.set_owned(at, false);
+                    self.write(token).await
+                }
+                Err(f) => Err(f),
             };
         };
         let repairs = self.check(&d).await?;
