@@ -124,19 +124,9 @@ impl<S: Stores> App<S> {
         payload: &Value,
         deadline: Option<Instant>,
     ) -> Result<Report, Failure> {
-        let manual = event::is_manual(payload);
         let request = match event::parse(payload, &self.identity) {
             Ok(r) => r,
-            Err(e) => {
-                let invocation = if manual {
-                    Invocation::Manual {
-                        fail_on_error: false,
-                    }
-                } else {
-                    Invocation::Event
-                };
-                return finish(invocation, Report::top_level(&e));
-            }
+            Err(e) => return finish(invocation_of(payload), Report::top_level(&e)),
         };
         let region = request
             .region
@@ -332,12 +322,17 @@ fn finish(invocation: Invocation, report: Report) -> Result<Report, Failure> {
 /// InvalidConfig document (an error for events and `failOnError`, the document otherwise), so
 /// the caller sees why instead of a bare timeout.
 pub fn invalid_config(error: &Error, payload: &Value) -> Result<Report, Failure> {
-    let invocation = if event::is_manual(payload) {
+    finish(invocation_of(payload), Report::top_level(error))
+}
+
+/// How a payload that could not be parsed (or not served) was invoked: a manual payload that
+/// asks for `failOnError` fails like an event even when the rest of it is wrong.
+fn invocation_of(payload: &Value) -> Invocation {
+    if event::is_manual(payload) {
         Invocation::Manual {
             fail_on_error: payload.get("failOnError").and_then(Value::as_bool) == Some(true),
         }
     } else {
         Invocation::Event
-    };
-    finish(invocation, Report::top_level(error))
+    }
 }
