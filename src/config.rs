@@ -230,15 +230,34 @@ impl Settings {
     }
 }
 
+/// Splits a comma-separated list, keeping commas inside `{...}`, `[...]` and quotes (an
+/// inline `{"sed": "s/a,b/c/"}` in `TRANSFORMS` stays one item).
 fn split_list(v: Option<&str>) -> Vec<String> {
-    v.map(|s| {
-        s.split(',')
-            .map(str::trim)
-            .filter(|p| !p.is_empty())
-            .map(str::to_string)
-            .collect()
-    })
-    .unwrap_or_default()
+    let Some(s) = v else { return Vec::new() };
+    let (mut items, mut cur) = (Vec::new(), String::new());
+    let (mut depth, mut quoted, mut escaped) = (0usize, false, false);
+    for c in s.chars() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            '{' | '[' if !quoted => depth += 1,
+            '}' | ']' if !quoted => depth = depth.saturating_sub(1),
+            ',' if !quoted && depth == 0 => {
+                items.push(std::mem::take(&mut cur));
+                continue;
+            }
+            _ => {}
+        }
+        cur.push(c);
+    }
+    items.push(cur);
+    items
+        .iter()
+        .map(|i| i.trim())
+        .filter(|i| !i.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 /// An IAM role to assume in a destination account.
@@ -472,7 +491,15 @@ pub async fn load_shorthand(s: &Shorthand, fetcher: &impl TextFetcher) -> Result
                 external_id: s.external_id.clone(),
                 name: s.name.clone(),
                 kms_key_id: s.kms_key_id.clone(),
-                transforms: s.transforms.iter().cloned().map(Value::String).collect(),
+                // An item that is a JSON object is an inline transform; the rest are references.
+                transforms: s
+                    .transforms
+                    .iter()
+                    .map(|t| match serde_json::from_str::<Value>(t) {
+                        Ok(v @ Value::Object(_)) => v,
+                        _ => Value::String(t.clone()),
+                    })
+                    .collect(),
                 ..RawDestination::default()
             }],
         }],

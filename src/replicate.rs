@@ -150,6 +150,20 @@ pub enum SourceResult {
     Failed { source: String, error: Error },
 }
 
+/// Whether some destination of a rule matching `name` has the property.
+fn wants(
+    config: &Config,
+    name: &str,
+    property: impl Fn(&crate::config::Destination) -> bool,
+) -> bool {
+    config
+        .rules
+        .iter()
+        .filter(|r| r.matches(name))
+        .flat_map(|r| &r.destinations)
+        .any(property)
+}
+
 /// Replicates one source to every destination its rules name.
 pub async fn replicate_source<S: Stores>(
     stores: &S,
@@ -170,6 +184,19 @@ pub async fn replicate_source<S: Stores>(
             &secret.id,
             None,
             rules::reason::NO_MATCHING_RULE,
+        )]);
+    }
+    // A tag event for a secret whose destinations copy no metadata: nothing to read.
+    if !job.value
+        && secret
+            .name
+            .as_deref()
+            .is_some_and(|n| !wants(config, n, |d| d.copy_tags || d.copy_description))
+    {
+        return SourceResult::Outcomes(vec![Outcome::skipped(
+            &secret.id,
+            None,
+            reason::TAG_SYNC_OFF,
         )]);
     }
     let source_store = stores.own(region);
@@ -263,12 +290,7 @@ fn source_of(arn: &str, name: &str, region: Option<&str>) -> Source {
 
 /// Whether some destination of this source needs the source's tags or description.
 fn metadata_needed(config: &Config, source: &Source, job: Job) -> bool {
-    config
-        .rules
-        .iter()
-        .filter(|r| r.matches(&source.name))
-        .flat_map(|r| &r.destinations)
-        .any(|d| d.copy_tags || d.copy_description)
+    wants(config, &source.name, |d| d.copy_tags || d.copy_description)
         && (job.metadata || job.mode != Mode::Plan)
 }
 
@@ -1051,6 +1073,16 @@ pub async fn delete_source<S: Stores>(
     account: Option<&str>,
     plan: bool,
 ) -> SourceResult {
+    // Nothing to do, and nothing to read, when no destination of this name follows deletions.
+    if let Some(name) = &secret.name
+        && !wants(config, name, |d| d.delete_with_source)
+    {
+        return SourceResult::Outcomes(vec![Outcome::skipped(
+            &secret.id,
+            None,
+            reason::DELETE_SYNC_OFF,
+        )]);
+    }
     let source_store = stores.own(region);
     let described = match source_store.describe(&secret.id).await {
         Ok(d) => d,

@@ -1,5 +1,8 @@
 //! Proves the test harness (moto + fault proxy) works without the product.
 
+// The SDK call futures nest deeply; the default limit (128) is too low for their layout.
+#![recursion_limit = "256"]
+
 mod common;
 
 use common::{

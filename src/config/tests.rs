@@ -350,3 +350,28 @@ fn rule_samples_match_their_rule() {
     assert_eq!(samples.len(), 3, "{samples:?}");
     assert!(samples.iter().all(|s| c.matches_any(s)));
 }
+
+#[test]
+fn transforms_lists_keep_inline_json_whole() {
+    assert_eq!(
+        split_list(Some(
+            r#"a.sed, {"sed": "s/a,b/c/g"} ,secret:x,{"json":[{"path":"$.a","set":[1,2]}]}"#
+        )),
+        [
+            "a.sed",
+            r#"{"sed": "s/a,b/c/g"}"#,
+            "secret:x",
+            r#"{"json":[{"path":"$.a","set":[1,2]}]}"#
+        ]
+    );
+    assert!(split_list(Some(" , ")).is_empty());
+    let sh = Shorthand {
+        region: "us-west-2".into(),
+        transforms: split_list(Some(
+            r#"sedfiles/us-east-1-to-us-west-2.sed,{"sed": "s/api/api-dr/"}"#,
+        )),
+        ..Shorthand::default()
+    };
+    let c = block_on(load_shorthand(&sh, &NoFetcher)).unwrap();
+    assert_eq!(c.rules[0].destinations[0].transforms.len(), 2);
+}

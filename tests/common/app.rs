@@ -431,3 +431,136 @@ pub fn writes(moto: &Moto) -> Vec<String> {
         .filter(|op| WRITES.contains(&op.as_str()))
         .collect()
 }
+
+// ---- keeping copies right over time (tests/sync.rs, tests/plan_cli.rs) -------------------------
+
+/// Every operation that changes a secret, `UntagResource` included.
+pub const WRITE_OPS: [&str; 8] = [
+    "CreateSecret",
+    "PutSecretValue",
+    "UpdateSecret",
+    "UpdateSecretVersionStage",
+    "TagResource",
+    "UntagResource",
+    "RestoreSecret",
+    "DeleteSecret",
+];
+
+/// The Secrets Manager write calls ([`WRITE_OPS`]) moto recorded, with their bodies.
+pub fn write_calls(moto: &Moto) -> Vec<super::Call> {
+    moto.calls()
+        .into_iter()
+        .filter(|c| c.service == "secretsmanager" && WRITE_OPS.contains(&c.operation.as_str()))
+        .collect()
+}
+
+/// Whether a recorded request body names the secret `name` (as a name, or inside an ARN).
+pub fn body_names(body: &str, name: &str) -> bool {
+    body.contains(&format!("\"{name}\"")) || body.contains(&format!(":secret:{name}-"))
+}
+
+/// Creates many string secrets concurrently (25 at a time), in order.
+pub async fn seed_many(sm: &Sm, secrets: &[(String, String)]) -> Vec<Seeded> {
+    let mut out = Vec::with_capacity(secrets.len());
+    for chunk in secrets.chunks(25) {
+        let seeds = chunk.iter().map(|(n, v)| seed_secret(sm, n, v));
+        out.extend(futures::future::join_all(seeds).await);
+    }
+    out
+}
+
+/// CreateSecret with a description and tags.
+pub async fn seed_tagged(
+    sm: &Sm,
+    name: &str,
+    value: &str,
+    description: Option<&str>,
+    tags: &[(&str, &str)],
+) -> Seeded {
+    let tags = tags
+        .iter()
+        .map(|(k, v)| {
+            aws_sdk_secretsmanager::types::Tag::builder()
+                .key(*k)
+                .value(*v)
+                .build()
+        })
+        .collect();
+    let out = sm
+        .create_secret()
+        .name(name)
+        .secret_string(value)
+        .set_description(description.map(str::to_string))
+        .set_tags(Some(tags))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("seed {name}: {e:?}"));
+    Seeded {
+        arn: out.arn().expect("arn").to_string(),
+        name: name.to_string(),
+        version: out.version_id().expect("version").to_string(),
+    }
+}
+
+/// The names of every secret ListSecrets returns in the client's region (all pages).
+pub async fn list_names(sm: &Sm) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut next: Option<String> = None;
+    loop {
+        let page = sm
+            .list_secrets()
+            .max_results(100)
+            .set_next_token(next.clone())
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("ListSecrets: {e:?}"));
+        names.extend(
+            page.secret_list()
+                .iter()
+                .filter_map(|s| s.name().map(str::to_string)),
+        );
+        next = page
+            .next_token()
+            .map(str::to_string)
+            .filter(|t| !t.is_empty());
+        if next.is_none() {
+            return names;
+        }
+    }
+}
+
+/// Every tag of a described secret, sorted.
+pub fn tags_of(d: &DescribeSecretOutput) -> Vec<(String, String)> {
+    let mut t: Vec<(String, String)> = d
+        .tags()
+        .iter()
+        .filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or("").to_string())))
+        .collect();
+    t.sort();
+    t
+}
+
+/// `(key, value)` pairs as owned strings, sorted (to compare with [`tags_of`]).
+pub fn pairs(tags: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut t: Vec<(String, String)> = tags
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    t.sort();
+    t
+}
+
+/// The manual `all` payload.
+pub fn manual_all() -> Value {
+    serde_json::json!({"source": "manual", "all": true})
+}
+
+/// The results of a document whose `source` is this secret (its ARN or its name).
+pub fn results_of<'a>(doc: &'a Value, source: &Seeded) -> Vec<&'a Value> {
+    doc["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .filter(|r| r["source"] == source.arn.as_str() || r["source"] == source.name.as_str())
+        .collect()
+}
