@@ -715,7 +715,11 @@ pub struct AwsStores {
 impl AwsStores {
     /// `base` carries the region chain, credentials, endpoint, timeouts and retry policy.
     pub fn new(base: aws_config::SdkConfig, function_name: &str) -> Self {
-        let sts = aws_sdk_sts::Client::new(&base);
+        let sts = aws_sdk_sts::Client::from_conf(
+            aws_sdk_sts::config::Builder::from(&base)
+                .interceptor(crate::metrics::ThrottleCounter)
+                .build(),
+        );
         AwsStores {
             roles: Arc::new(AssumedRoles::new(sts, function_name)),
             base,
@@ -730,8 +734,10 @@ impl AwsStores {
             return s.clone();
         }
         let mut sm = aws_sdk_secretsmanager::config::Builder::from(&self.base)
-            .retry_classifier(NoRetryOnLimitExceeded);
-        let mut kms = aws_sdk_kms::config::Builder::from(&self.base);
+            .retry_classifier(NoRetryOnLimitExceeded)
+            .interceptor(crate::metrics::ThrottleCounter);
+        let mut kms = aws_sdk_kms::config::Builder::from(&self.base)
+            .interceptor(crate::metrics::ThrottleCounter);
         if let Some(r) = region {
             sm = sm.region(aws_config::Region::new(r.to_string()));
             kms = kms.region(aws_config::Region::new(r.to_string()));

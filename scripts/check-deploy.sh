@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# Lints the deployment artefacts. Exit 0 only when every check passes:
+#   cfn-lint              template.yaml and the CloudFormation templates under iam/
+#   sam validate --lint   template.yaml (SAM transform + cfn-lint rules; offline, dummy credentials)
+#   parliament            every identity policy under iam/ (*.json without a Principal); trust and
+#                         key policies, which parliament cannot judge, are checked by tests/deploy.rs
+#
+# Tools come from PyPI, installed on first use (idempotent; a stamp file makes later runs start at
+# once): cfn-lint and parliament into the repository's `.venv`; aws-sam-cli into its own venv
+# `.venv/sam`, because its pins (boto3, botocore, ...) would otherwise move the versions moto uses.
+# Needs python3 (3.9+). No AWS account, network or credentials beyond PyPI.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+venv="$root/.venv"
+samvenv="$venv/sam"
+stamp="$venv/.check-deploy-tools"
+tools=('cfn-lint>=1.58,<2' 'parliament>=1.6,<2')
+samtools=('aws-sam-cli>=1.170,<2')
+
+py=$(command -v python3 || true)
+[[ -n "$py" ]] || {
+    echo "check-deploy: python3 not found" >&2
+    exit 1
+}
+want="v1 ${tools[*]} ${samtools[*]} $("$py" -c 'import sys; print(sys.version.split()[0])')"
+
+ready() {
+    [[ -f "$stamp" && "$(cat "$stamp")" == "$want" && -x "$venv/bin/cfn-lint" &&
+        -x "$venv/bin/parliament" && -x "$samvenv/bin/sam" ]] &&
+        "$venv/bin/python" -c '' 2>/dev/null && "$samvenv/bin/python" -c '' 2>/dev/null
+}
+
+if ! ready; then
+    mkdir -p "$venv"
+    (
+        # One installer at a time (shares the lock of scripts/venv.sh).
+        flock 9
+        ready && exit 0
+        log="$venv/check-deploy-install.log"
+        : >"$log"
+        echo "check-deploy: installing ${tools[*]} and ${samtools[*]} (first run only; 1-3 minutes)" >&2
+        export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1
+        if ! "$venv/bin/python" -c '' 2>/dev/null; then
+            "$py" -m venv "$venv" >>"$log" 2>&1
+        fi
+        if ! "$samvenv/bin/python" -c '' 2>/dev/null; then
+            "$py" -m venv --clear "$samvenv" >>"$log" 2>&1
+        fi
+        {
+            "$venv/bin/python" -m pip install --progress-bar off "${tools[@]}" &&
+                "$samvenv/bin/python" -m pip install --progress-bar off "${samtools[@]}"
+        } >>"$log" 2>&1 || {
+            tail -n 30 "$log" >&2
+            echo "check-deploy: pip install failed (full log: $log)" >&2
+            exit 1
+        }
+        printf '%s\n' "$want" >"$stamp"
+    ) 9>"$venv/.lock"
+fi
+
+cd "$root"
+failed=0
+
+# 1. cfn-lint: the SAM template and the destination-account template(s).
+cfn_targets=(template.yaml)
+while IFS= read -r f; do cfn_targets+=("$f"); done < <(find iam -maxdepth 1 -name '*.yaml' | sort)
+if out=$("$venv/bin/cfn-lint" "${cfn_targets[@]}" 2>&1); then
+    echo "check-deploy: cfn-lint ok (${cfn_targets[*]})"
+else
+    printf '%s\n' "$out"
+    echo "check-deploy: cfn-lint FAILED" >&2
+    failed=1
+fi
+
+# 2. sam validate --lint: offline; SAM only needs a region and some credentials to start.
+if out=$(cd "$root" && env -u AWS_PROFILE -u AWS_SESSION_TOKEN -u AWS_CONFIG_FILE \
+    AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1 \
+    AWS_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE AWS_SECRET_ACCESS_KEY=not-a-real-key \
+    SAM_CLI_TELEMETRY=0 \
+    "$samvenv/bin/sam" validate --lint --template-file template.yaml 2>&1); then
+    echo "check-deploy: sam validate --lint ok"
+else
+    printf '%s\n' "$out"
+    echo "check-deploy: sam validate --lint FAILED" >&2
+    failed=1
+fi
+
+# 3. parliament: identity policies (documents without a Principal) under iam/.
+identity=()
+while IFS= read -r f; do
+    if "$venv/bin/python" - "$f" <<'PY'; then identity+=("$f"); fi
+import json, sys
+doc = json.load(open(sys.argv[1]))
+st = doc.get("Statement", [])
+st = [st] if isinstance(st, dict) else st
+sys.exit(1 if any("Principal" in s or "NotPrincipal" in s for s in st) else 0)
+PY
+done < <(find iam -maxdepth 1 -name '*.json' | sort)
+if ((${#identity[@]} == 0)); then
+    echo "check-deploy: no identity policy under iam/" >&2
+    failed=1
+fi
+for f in "${identity[@]}"; do
+    # --files, not --file: parliament refuses --file whenever stdin is not a terminal (CI).
+    if out=$("$venv/bin/parliament" --files "$f" </dev/null 2>&1) && [[ -z "$out" ]]; then
+        echo "check-deploy: parliament ok ($f)"
+    else
+        printf '%s\n' "$out"
+        echo "check-deploy: parliament FAILED ($f)" >&2
+        failed=1
+    fi
+done
+
+if ((failed)); then
+    echo "check-deploy: FAILED" >&2
+    exit 1
+fi
+echo "check-deploy: all deployment checks passed"

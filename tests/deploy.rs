@@ -1,0 +1,1754 @@
+//! The deployment artefacts against the code: `template.yaml` and `iam/`.
+//!
+//! - The EventBridge rules' patterns (evaluated here: the matching subset the template uses)
+//!   accept every event the function acts on and reject what it skips, in both event-source
+//!   modes, and exactly one mode's rule exists for any parameter value.
+//! - Every alarm watches a metric the code emits, with the dimensions it emits: the EMF lines
+//!   of a real run (the release binary under a fake Lambda Runtime API, against moto) and of
+//!   `metrics::report_lines`.
+//! - No policy statement grants Secrets Manager writes or `sts:AssumeRole` on `*`; KMS data
+//!   actions only through Secrets Manager; trust and key policies have no open principal.
+//!
+//! The template is resolved for concrete parameter values by a small CloudFormation evaluator
+//! (conditions, `Fn::If`, `Ref`, `Fn::Sub`, `AWS::NoValue`), so that what is checked is what
+//! CloudFormation would create.
+
+mod common;
+
+use secret_replicator::event::{self, Identity, Work};
+use secret_replicator::metrics::{self, CATALOGUE, NAMESPACE};
+use secret_replicator::outcome::{
+    Action, AwsError, DestinationRef, Error, ErrorKind, Outcome, Report, Status,
+};
+use serde_json::{Map, Value, json};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+// ---- loading ---------------------------------------------------------------------------------
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A CloudFormation YAML document as JSON, short tags in their long form
+/// (`!Ref X` → `{"Ref": "X"}`, `!GetAtt A.B` → `{"Fn::GetAtt": ["A", "B"]}`, `!Sub s` →
+/// `{"Fn::Sub": s}`, ...).
+fn load_cfn(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let yaml: serde_norway::Value =
+        serde_norway::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    yaml_to_json(yaml)
+}
+
+fn yaml_to_json(v: serde_norway::Value) -> Value {
+    use serde_norway::Value as Y;
+    match v {
+        Y::Null => Value::Null,
+        Y::Bool(b) => Value::Bool(b),
+        Y::Number(n) => serde_json::from_str(&n.to_string()).expect("YAML number"),
+        Y::String(s) => Value::String(s),
+        Y::Sequence(s) => Value::Array(s.into_iter().map(yaml_to_json).collect()),
+        Y::Mapping(m) => Value::Object(
+            m.into_iter()
+                .map(|(k, v)| {
+                    let k = match k {
+                        Y::String(s) => s,
+                        other => serde_norway::to_string(&other).unwrap().trim().to_string(),
+                    };
+                    (k, yaml_to_json(v))
+                })
+                .collect(),
+        ),
+        Y::Tagged(t) => {
+            let tag = t.tag.to_string();
+            let tag = tag.trim_start_matches('!');
+            let value = yaml_to_json(t.value);
+            match tag {
+                "Ref" => json!({ "Ref": value }),
+                "Condition" => json!({ "Condition": value }),
+                "GetAtt" => match value {
+                    Value::String(s) => {
+                        let (res, attr) = s.split_once('.').expect("!GetAtt Resource.Attribute");
+                        json!({ "Fn::GetAtt": [res, attr] })
+                    }
+                    other => json!({ "Fn::GetAtt": other }),
+                },
+                other => json!({ format!("Fn::{other}"): value }),
+            }
+        }
+    }
+}
+
+fn template() -> Value {
+    load_cfn(&root().join("template.yaml"))
+}
+
+fn read_json(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn files(dir: &Path, ext: &str) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == ext))
+        .collect();
+    out.sort();
+    out
+}
+
+// ---- a small CloudFormation evaluator --------------------------------------------------------
+
+const ACCOUNT: &str = "111111111111";
+const REGION: &str = "us-east-1";
+
+/// A template resolved for one set of parameter values: the resources CloudFormation would
+/// create, with conditions decided and intrinsics replaced by values. Attributes of resources
+/// (`Fn::GetAtt`) become `<Resource.Attribute>` and `Ref`s to resources `<Resource>`.
+struct Stack {
+    resources: BTreeMap<String, Value>,
+    outputs: Map<String, Value>,
+}
+
+struct Evaluator<'a> {
+    template: &'a Value,
+    params: BTreeMap<String, Value>,
+    conditions: BTreeMap<String, bool>,
+}
+
+/// Resolves `template` with `overrides` on top of the parameters' defaults.
+fn resolve(template: &Value, overrides: &[(&str, &str)]) -> Stack {
+    let mut params = BTreeMap::new();
+    let declared = template["Parameters"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    for (name, p) in &declared {
+        let raw = overrides
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| (*v).to_string())
+            .or_else(|| p.get("Default").map(scalar_string))
+            .unwrap_or_else(|| panic!("parameter {name} has no default and no value"));
+        if let Some(allowed) = p.get("AllowedValues").and_then(Value::as_array) {
+            assert!(
+                allowed.iter().any(|a| scalar_string(a) == raw),
+                "{name}={raw:?} not in AllowedValues"
+            );
+        }
+        let value = if p["Type"] == "CommaDelimitedList" {
+            Value::Array(raw.split(',').map(|s| json!(s.trim())).collect())
+        } else {
+            Value::String(raw)
+        };
+        params.insert(name.clone(), value);
+    }
+    for (k, _) in overrides {
+        assert!(declared.contains_key(*k), "no parameter {k}");
+    }
+    let pseudo = [
+        ("AWS::AccountId", ACCOUNT),
+        ("AWS::Region", REGION),
+        ("AWS::Partition", "aws"),
+        ("AWS::URLSuffix", "amazonaws.com"),
+        ("AWS::StackName", "secret-replicator"),
+    ];
+    for (k, v) in pseudo {
+        params.insert(k.to_string(), json!(v));
+    }
+    let mut ev = Evaluator {
+        template,
+        params,
+        conditions: BTreeMap::new(),
+    };
+    let names: Vec<String> = template["Conditions"]
+        .as_object()
+        .map(|c| c.keys().cloned().collect())
+        .unwrap_or_default();
+    for name in names {
+        let value = ev.condition(&name);
+        ev.conditions.insert(name, value);
+    }
+    // Rules: CloudFormation refuses to create a stack whose assertions fail.
+    if let Some(rules) = template["Rules"].as_object() {
+        for (name, rule) in rules {
+            let applies = rule.get("RuleCondition").is_none_or(|c| ev.truth(c));
+            if !applies {
+                continue;
+            }
+            for a in rule["Assertions"].as_array().unwrap() {
+                assert!(
+                    ev.truth(&a["Assert"]),
+                    "rule {name} rejects the parameters {overrides:?}"
+                );
+            }
+        }
+    }
+    let mut resources = BTreeMap::new();
+    for (name, r) in template["Resources"].as_object().expect("Resources") {
+        if let Some(c) = r.get("Condition").and_then(Value::as_str)
+            && !ev.conditions[c]
+        {
+            continue;
+        }
+        if let Some(v) = ev.eval(r) {
+            resources.insert(name.clone(), v);
+        }
+    }
+    let mut outputs = Map::new();
+    for (name, o) in template["Outputs"].as_object().cloned().unwrap_or_default() {
+        if let Some(v) = ev.eval(&o) {
+            outputs.insert(name, v);
+        }
+    }
+    Stack { resources, outputs }
+}
+
+fn scalar_string(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+impl Evaluator<'_> {
+    fn condition(&mut self, name: &str) -> bool {
+        if let Some(v) = self.conditions.get(name) {
+            return *v;
+        }
+        let def = self.template["Conditions"]
+            .get(name)
+            .unwrap_or_else(|| panic!("no condition {name}"))
+            .clone();
+        let v = self.truth(&def);
+        self.conditions.insert(name.to_string(), v);
+        v
+    }
+
+    fn truth(&mut self, v: &Value) -> bool {
+        let (k, arg) = single(v).unwrap_or_else(|| panic!("not a condition: {v}"));
+        match k {
+            "Condition" => self.condition(arg.as_str().unwrap()),
+            "Fn::Equals" => {
+                let a = arg.as_array().unwrap();
+                let l = self.eval(&a[0]).unwrap();
+                let r = self.eval(&a[1]).unwrap();
+                scalar_string(&l) == scalar_string(&r)
+            }
+            "Fn::Not" => !self.truth(&arg[0]),
+            "Fn::And" => arg.as_array().unwrap().iter().all(|c| self.truth(c)),
+            "Fn::Or" => arg.as_array().unwrap().iter().any(|c| self.truth(c)),
+            other => panic!("unsupported condition function {other}"),
+        }
+    }
+
+    /// None = `AWS::NoValue` (the property or list element disappears).
+    fn eval(&mut self, v: &Value) -> Option<Value> {
+        if let Some((k, arg)) = single(v) {
+            match k {
+                "Ref" => {
+                    let name = arg.as_str().unwrap();
+                    if name == "AWS::NoValue" {
+                        return None;
+                    }
+                    if let Some(p) = self.params.get(name) {
+                        return Some(p.clone());
+                    }
+                    assert!(
+                        self.template["Resources"].get(name).is_some(),
+                        "Ref to unknown {name}"
+                    );
+                    return Some(json!(format!("<{name}>")));
+                }
+                "Fn::GetAtt" => {
+                    let a = arg.as_array().unwrap();
+                    let (res, attr) = (a[0].as_str().unwrap(), a[1].as_str().unwrap());
+                    assert!(
+                        self.template["Resources"].get(res).is_some(),
+                        "GetAtt of unknown {res}"
+                    );
+                    return Some(json!(format!("<{res}.{attr}>")));
+                }
+                "Fn::If" => {
+                    let a = arg.as_array().unwrap();
+                    let c = self.condition(a[0].as_str().unwrap());
+                    return self.eval(&a[if c { 1 } else { 2 }]);
+                }
+                "Fn::Sub" => {
+                    let (text, vars) = match arg {
+                        Value::String(s) => (s.clone(), Map::new()),
+                        Value::Array(a) => (
+                            a[0].as_str().unwrap().to_string(),
+                            a[1].as_object().unwrap().clone(),
+                        ),
+                        _ => panic!("Fn::Sub {arg}"),
+                    };
+                    return Some(json!(self.sub(&text, &vars)));
+                }
+                "Fn::Join" => {
+                    let a = arg.as_array().unwrap();
+                    let sep = a[0].as_str().unwrap();
+                    let list = self.eval(&a[1]).unwrap();
+                    let parts: Vec<String> =
+                        list.as_array().unwrap().iter().map(scalar_string).collect();
+                    return Some(json!(parts.join(sep)));
+                }
+                "Fn::Split" => {
+                    let a = arg.as_array().unwrap();
+                    let sep = a[0].as_str().unwrap();
+                    let s = scalar_string(&self.eval(&a[1]).unwrap());
+                    return Some(json!(s.split(sep).collect::<Vec<_>>()));
+                }
+                "Fn::Select" => {
+                    let a = arg.as_array().unwrap();
+                    let i: usize = scalar_string(&a[0]).parse().unwrap();
+                    let list = self.eval(&a[1]).unwrap();
+                    return Some(list[i].clone());
+                }
+                _ if k.starts_with("Fn::") => panic!("unsupported intrinsic {k}"),
+                _ => {}
+            }
+        }
+        Some(match v {
+            Value::Array(a) => Value::Array(a.iter().filter_map(|x| self.eval(x)).collect()),
+            Value::Object(o) => Value::Object(
+                o.iter()
+                    .filter_map(|(k, x)| self.eval(x).map(|x| (k.clone(), x)))
+                    .collect(),
+            ),
+            other => other.clone(),
+        })
+    }
+
+    fn sub(&mut self, text: &str, vars: &Map<String, Value>) -> String {
+        let mut out = String::new();
+        let mut rest = text;
+        while let Some(i) = rest.find("${") {
+            out.push_str(&rest[..i]);
+            let after = &rest[i + 2..];
+            if let Some(stripped) = after.strip_prefix('!') {
+                out.push_str("${");
+                rest = stripped;
+                continue;
+            }
+            let end = after.find('}').expect("unterminated ${ in Fn::Sub");
+            let name = &after[..end];
+            let value = if let Some(v) = vars.get(name) {
+                scalar_string(&self.eval(v).unwrap())
+            } else if let Some(p) = self.params.get(name) {
+                assert!(p.is_string(), "Fn::Sub of a list parameter {name}");
+                scalar_string(p)
+            } else if let Some((res, attr)) = name.split_once('.') {
+                assert!(self.template["Resources"].get(res).is_some(), "${{{name}}}");
+                format!("<{res}.{attr}>")
+            } else {
+                assert!(
+                    self.template["Resources"].get(name).is_some(),
+                    "${{{name}}}"
+                );
+                format!("<{name}>")
+            };
+            out.push_str(&value);
+            rest = &after[end + 1..];
+        }
+        out.push_str(rest);
+        out
+    }
+}
+
+/// `{"Key": arg}` with one key.
+fn single(v: &Value) -> Option<(&str, &Value)> {
+    let o = v.as_object()?;
+    if o.len() != 1 {
+        return None;
+    }
+    let (k, arg) = o.iter().next()?;
+    (k == "Ref" || k == "Condition" || k.starts_with("Fn::")).then_some((k.as_str(), arg))
+}
+
+impl Stack {
+    fn of_type(&self, ty: &str) -> Vec<(&str, &Value)> {
+        self.resources
+            .iter()
+            .filter(|(_, r)| r["Type"] == ty)
+            .map(|(n, r)| (n.as_str(), r))
+            .collect()
+    }
+
+    fn get(&self, name: &str) -> &Value {
+        self.resources
+            .get(name)
+            .unwrap_or_else(|| panic!("no resource {name}"))
+    }
+}
+
+/// Parameter sets the checks run under: a minimal one, a maximal one, and each event source.
+const MINIMAL: &[(&str, &str)] = &[("DestRegion", "us-west-2")];
+const CROSS_ACCOUNT: &[(&str, &str)] = &[
+    ("DestRegion", "us-west-2"),
+    (
+        "DestRoleArn",
+        "arn:aws:iam::222222222222:role/secret-replicator-destination",
+    ),
+    ("DestExternalId", "4f1c0b6e9d2a7c3b5e8f"),
+    (
+        "DestinationRoleArns",
+        "arn:aws:iam::222222222222:role/secret-replicator-destination,arn:aws:iam::333333333333:role/secret-replicator-destination",
+    ),
+];
+const MAXIMAL: &[(&str, &str)] = &[
+    ("ReplicatorConfigSecret", "secret-replicator/config"),
+    ("EventSource", "SecretLabelUpdated"),
+    (
+        "SourceSecretArnPattern",
+        "arn:aws:secretsmanager:us-east-1:111111111111:secret:app/*",
+    ),
+    (
+        "DestinationSecretArnPattern",
+        "arn:aws:secretsmanager:us-west-2:111111111111:secret:dr/app/*,arn:aws:secretsmanager:eu-west-1:111111111111:secret:dr/app/*",
+    ),
+    (
+        "DestinationRoleArns",
+        "arn:aws:iam::222222222222:role/secret-replicator-destination",
+    ),
+    (
+        "KmsKeyArns",
+        "arn:aws:kms:us-west-2:111111111111:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+    ),
+    ("BackfillSchedule", "rate(1 day)"),
+    ("ReservedConcurrency", "0"),
+    ("AlarmEmail", "oncall@example.com"),
+];
+
+fn scenarios() -> Vec<(&'static str, Stack)> {
+    let t = template();
+    vec![
+        ("minimal", resolve(&t, MINIMAL)),
+        ("cross-account", resolve(&t, CROSS_ACCOUNT)),
+        ("maximal", resolve(&t, MAXIMAL)),
+        (
+            "config-file",
+            resolve(&t, &[("ReplicatorConfigFile", "/opt/replicator.json")]),
+        ),
+    ]
+}
+
+// ---- (0) the function resource -----------------------------------------------------------
+
+#[test]
+fn the_function_is_arm64_al2023_built_by_cargo_lambda_and_told_its_role() {
+    let t = template();
+    let raw = &t["Resources"]["Function"];
+    assert_eq!(raw["Type"], "AWS::Serverless::Function");
+    assert_eq!(raw["Metadata"]["BuildMethod"], "rust-cargolambda");
+    assert_eq!(
+        raw["Properties"]["Environment"]["Variables"]["REPLICATOR_ROLE_ARN"],
+        json!({"Fn::GetAtt": ["FunctionRole", "Arn"]})
+    );
+
+    for (name, stack) in scenarios() {
+        let f = &stack.get("Function")["Properties"];
+        assert_eq!(f["Runtime"], "provided.al2023", "{name}");
+        assert_eq!(f["Architectures"], json!(["arm64"]), "{name}");
+        assert_eq!(f["Handler"], "bootstrap", "{name}");
+        let memory = f["MemorySize"].as_u64().unwrap();
+        let timeout = f["Timeout"].as_u64().unwrap();
+        assert!((128..=512).contains(&memory), "{name}: memory {memory}");
+        assert!((30..=300).contains(&timeout), "{name}: timeout {timeout}");
+        assert_eq!(f["Role"], "<FunctionRole.Arn>");
+        // Advanced logging controls: JSON logs, level from a parameter.
+        assert_eq!(f["LoggingConfig"]["LogFormat"], "JSON");
+        assert_eq!(f["LoggingConfig"]["LogGroup"], "<LogGroup>");
+        assert!(
+            stack.get("LogGroup")["Properties"]["RetentionInDays"].is_string()
+                || stack.get("LogGroup")["Properties"]["RetentionInDays"].is_number()
+        );
+
+        // The environment is the SPEC §2 interface, nothing else.
+        let vars = f["Environment"]["Variables"].as_object().unwrap();
+        let spec: BTreeSet<&str> = [
+            "REPLICATOR_CONFIG",
+            "REPLICATOR_CONFIG_FILE",
+            "REPLICATOR_CONFIG_SECRET",
+            "REPLICATOR_CONFIG_TTL_SECONDS",
+            "REPLICATOR_ROLE_ARN",
+            "REPLICATOR_WRITE_TPS",
+            "DEST_REGION",
+            "DEST_SECRET_NAME",
+            "DEST_ROLE_ARN",
+            "DEST_EXTERNAL_ID",
+            "DEST_KMS_KEY_ID",
+            "TRANSFORMS",
+            "SOURCE_MATCH",
+        ]
+        .into();
+        for k in vars.keys() {
+            assert!(spec.contains(k.as_str()), "{name}: unknown variable {k}");
+        }
+        for k in [
+            "DEST_REGION",
+            "DEST_SECRET_NAME",
+            "DEST_ROLE_ARN",
+            "DEST_EXTERNAL_ID",
+            "DEST_KMS_KEY_ID",
+            "TRANSFORMS",
+            "SOURCE_MATCH",
+            "REPLICATOR_CONFIG_SECRET",
+        ] {
+            assert!(vars.contains_key(k), "{name}: {k} not settable");
+        }
+        // Exactly one configuration source is non-empty (the code treats empty as unset).
+        let set: Vec<&str> = [
+            "DEST_REGION",
+            "REPLICATOR_CONFIG_SECRET",
+            "REPLICATOR_CONFIG_FILE",
+        ]
+        .into_iter()
+        .filter(|k| vars.get(*k).is_some_and(|v| v.as_str() != Some("")))
+        .collect();
+        assert_eq!(set.len(), 1, "{name}: configuration sources {set:?}");
+
+        // Failed async invocations: retried twice, then to the encrypted queue.
+        let invoke = &f["EventInvokeConfig"];
+        assert_eq!(invoke["MaximumRetryAttempts"], 2, "{name}");
+        let age = invoke["MaximumEventAgeInSeconds"].as_u64().unwrap();
+        assert!((60..=21600).contains(&age));
+        assert_eq!(invoke["DestinationConfig"]["OnFailure"]["Type"], "SQS");
+        assert_eq!(
+            invoke["DestinationConfig"]["OnFailure"]["Destination"],
+            "<FailureQueue.Arn>"
+        );
+        let queue = &stack.get("FailureQueue")["Properties"];
+        assert!(
+            queue["SqsManagedSseEnabled"] == true || queue.get("KmsMasterKeyId").is_some(),
+            "{name}: failure queue not encrypted"
+        );
+    }
+}
+
+#[test]
+fn the_rules_refuse_zero_or_two_configuration_sources() {
+    let t = template();
+    for bad in [
+        vec![],
+        vec![
+            ("DestRegion", "us-west-2"),
+            ("ReplicatorConfigSecret", "cfg"),
+        ],
+        vec![
+            ("ReplicatorConfigSecret", "cfg"),
+            ("ReplicatorConfigFile", "x.json"),
+        ],
+    ] {
+        let r = std::panic::catch_unwind(|| resolve(&t, &bad));
+        assert!(r.is_err(), "{bad:?} accepted");
+    }
+}
+
+#[test]
+fn reserved_concurrency_and_schedule_follow_their_parameters() {
+    let t = template();
+    let s = resolve(&t, MINIMAL);
+    assert_eq!(
+        s.get("Function")["Properties"]["ReservedConcurrentExecutions"],
+        "2"
+    );
+    assert!(!s.resources.contains_key("BackfillScheduleRule"));
+    let s = resolve(&t, MAXIMAL);
+    assert!(
+        s.get("Function")["Properties"]
+            .get("ReservedConcurrentExecutions")
+            .is_none()
+    );
+    let rule = &s.get("BackfillScheduleRule")["Properties"];
+    assert_eq!(rule["ScheduleExpression"], "rate(1 day)");
+    let input: Value = serde_json::from_str(rule["Targets"][0]["Input"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        input,
+        json!({"source": "manual", "all": true, "failOnError": true})
+    );
+    assert_eq!(rule["Targets"][0]["Arn"], "<Function.Arn>");
+    assert!(s.resources.contains_key("BackfillSchedulePermission"));
+    assert!(s.resources.contains_key("AlarmEmailSubscription"));
+}
+
+// ---- (a) event patterns ------------------------------------------------------------------
+
+/// EventBridge content filtering, the subset this template may use: exact values (strings,
+/// numbers, booleans, null), arrays as OR, nested objects, `$or`, `prefix`, `suffix`,
+/// `anything-but` (value, list or prefix), `exists`, `equals-ignore-case`. Array fields in the
+/// event match when any element matches. Anything else fails the test, so the evaluator stays
+/// honest about what it checked.
+fn pattern_matches(pattern: &Value, event: &Value) -> bool {
+    let pattern = pattern.as_object().expect("a pattern is an object");
+    pattern.iter().all(|(key, want)| {
+        if key == "$or" {
+            let alternatives = want.as_array().expect("$or takes an array");
+            assert!(alternatives.len() >= 2, "$or needs two alternatives");
+            return alternatives.iter().any(|p| pattern_matches(p, event));
+        }
+        let got = event.get(key).filter(|v| !v.is_null() || want.is_array());
+        match want {
+            Value::Object(_) => {
+                let empty = json!({});
+                let inner = match got {
+                    Some(v @ Value::Object(_)) => v,
+                    Some(_) => return false,
+                    None => &empty,
+                };
+                pattern_matches(want, inner)
+            }
+            Value::Array(matchers) => {
+                assert!(!matchers.is_empty(), "empty matcher list for {key}");
+                matchers.iter().any(|m| leaf_matches(m, got))
+            }
+            other => panic!("pattern value for {key} must be an array or object: {other}"),
+        }
+    })
+}
+
+fn leaf_matches(matcher: &Value, got: Option<&Value>) -> bool {
+    if let Some(Value::Array(items)) = got {
+        if let Some(op) = matcher.get("exists") {
+            return op.as_bool().unwrap() != items.is_empty();
+        }
+        return items.iter().any(|i| leaf_matches(matcher, Some(i)));
+    }
+    match matcher {
+        Value::Object(op) => {
+            assert_eq!(op.len(), 1, "one operator per matcher: {matcher}");
+            let (name, arg) = op.iter().next().unwrap();
+            match name.as_str() {
+                "exists" => {
+                    let present = got.is_some_and(|v| !v.is_object());
+                    present == arg.as_bool().expect("exists takes a boolean")
+                }
+                "prefix" => got
+                    .and_then(Value::as_str)
+                    .is_some_and(|s| s.starts_with(arg.as_str().unwrap())),
+                "suffix" => got
+                    .and_then(Value::as_str)
+                    .is_some_and(|s| s.ends_with(arg.as_str().unwrap())),
+                "equals-ignore-case" => got
+                    .and_then(Value::as_str)
+                    .is_some_and(|s| s.eq_ignore_ascii_case(arg.as_str().unwrap())),
+                "anything-but" => {
+                    let Some(v) = got.filter(|v| !v.is_object()) else {
+                        return false;
+                    };
+                    match arg {
+                        Value::Array(list) => !list.contains(v),
+                        Value::Object(inner) => {
+                            let p = inner["prefix"].as_str().expect("anything-but prefix");
+                            !v.as_str().is_some_and(|s| s.starts_with(p))
+                        }
+                        single => v != single,
+                    }
+                }
+                other => panic!("unsupported EventBridge operator {other}"),
+            }
+        }
+        Value::Array(_) => panic!("nested array in a matcher list"),
+        literal => got == Some(literal),
+    }
+}
+
+#[test]
+fn the_pattern_matcher_itself() {
+    let p = json!({"a": ["x", {"prefix": "pre"}], "b": {"c": [{"exists": false}]}, "n": [1]});
+    assert!(pattern_matches(&p, &json!({"a": "x", "n": 1})));
+    assert!(pattern_matches(
+        &p,
+        &json!({"a": "prefix", "n": 1, "b": {}})
+    ));
+    assert!(pattern_matches(&p, &json!({"a": ["y", "x"], "n": 1})));
+    assert!(!pattern_matches(&p, &json!({"a": "y", "n": 1})));
+    assert!(!pattern_matches(
+        &p,
+        &json!({"a": "x", "n": 1, "b": {"c": "v"}})
+    ));
+    assert!(!pattern_matches(&p, &json!({"a": "x", "n": 2})));
+    assert!(!pattern_matches(&p, &json!({"n": 1})));
+    let or = json!({"$or": [{"a": ["1"]}, {"b": [{"exists": true}]}]});
+    assert!(pattern_matches(&or, &json!({"a": "1"})));
+    assert!(pattern_matches(&or, &json!({"b": "z"})));
+    assert!(!pattern_matches(&or, &json!({"a": "2"})));
+    let ab = json!({"a": [{"anything-but": ["x", "y"]}]});
+    assert!(pattern_matches(&ab, &json!({"a": "z"})));
+    assert!(!pattern_matches(&ab, &json!({"a": "x"})));
+    assert!(!pattern_matches(&ab, &json!({})));
+}
+
+/// The event rules (those with an EventPattern) of a resolved stack.
+fn event_rules(stack: &Stack) -> Vec<(&str, &Value)> {
+    stack
+        .of_type("AWS::Events::Rule")
+        .into_iter()
+        .filter(|(_, r)| r["Properties"].get("EventPattern").is_some())
+        .map(|(n, r)| (n, &r["Properties"]["EventPattern"]))
+        .collect()
+}
+
+fn fixtures() -> Vec<(String, Value)> {
+    files(&root().join("tests/fixtures/events"), "json")
+        .into_iter()
+        .map(|p| {
+            (
+                p.file_name().unwrap().to_string_lossy().into_owned(),
+                read_json(&p),
+            )
+        })
+        .collect()
+}
+
+fn fixture(name: &str) -> Value {
+    read_json(&root().join("tests/fixtures/events").join(name))
+}
+
+/// A CloudTrail API-call event for `event_name` with these request parameters.
+fn api_call(event_name: &str, params: Value) -> Value {
+    let mut e = fixture("cloudtrail-put-secret-value.json");
+    e["detail"]["eventName"] = json!(event_name);
+    e["detail"]["requestParameters"] = params;
+    e
+}
+
+/// Events beyond the fixtures: each kind SPEC §5 names, and read-only calls.
+fn variants() -> Vec<(String, Value)> {
+    let id = json!({"secretId": "prod/payments/db"});
+    let mut v: Vec<(String, Value)> = Vec::new();
+    for name in [
+        "UpdateSecret",
+        "RestoreSecret",
+        "DeleteSecret",
+        "TagResource",
+        "UntagResource",
+        // Read-only and other calls that change no value.
+        "GetSecretValue",
+        "DescribeSecret",
+        "ListSecrets",
+        "ListSecretVersionIds",
+        "GetResourcePolicy",
+        "BatchGetSecretValue",
+        "GetRandomPassword",
+        "RotateSecret",
+        "CancelRotateSecret",
+        "PutResourcePolicy",
+        "ValidateResourcePolicy",
+        "ReplicateSecretToRegions",
+    ] {
+        v.push((format!("api {name}"), api_call(name, id.clone())));
+    }
+    let mut read = api_call("GetSecretValue", id.clone());
+    read["detail"]["readOnly"] = json!(true);
+    v.push(("api GetSecretValue readOnly".into(), read));
+    v.push((
+        "api PutSecretValue AWSCURRENT".into(),
+        api_call(
+            "PutSecretValue",
+            json!({"secretId": "prod/payments/db", "versionStages": ["AWSCURRENT", "custom"]}),
+        ),
+    ));
+    v.push((
+        "api PutSecretValue custom label only".into(),
+        api_call(
+            "PutSecretValue",
+            json!({"secretId": "prod/payments/db", "versionStages": ["custom"]}),
+        ),
+    ));
+    v.push((
+        "api UpdateSecretVersionStage AWSPENDING".into(),
+        api_call(
+            "UpdateSecretVersionStage",
+            json!({"secretId": "prod/payments/db", "versionStage": "AWSPENDING", "moveToVersionId": "v2"}),
+        ),
+    ));
+    v.push((
+        "api UpdateSecretVersionStage removes AWSCURRENT only".into(),
+        api_call(
+            "UpdateSecretVersionStage",
+            json!({"secretId": "prod/payments/db", "versionStage": "AWSCURRENT", "removeFromVersionId": "v1"}),
+        ),
+    ));
+    let mut failed_create = fixture("cloudtrail-create-secret.json");
+    failed_create["detail"]["errorCode"] = json!("ResourceExistsException");
+    v.push(("api CreateSecret failed".into(), failed_create));
+    for name in ["RotationFailed", "RotationStarted", "RotationAbandoned"] {
+        let mut e = fixture("service-rotation-succeeded.json");
+        e["detail"]["eventName"] = json!(name);
+        v.push((format!("service {name}"), e));
+    }
+    let mut pending = fixture("native-secret-label-updated.json");
+    pending["detail"]["labelUpdated"] = json!("AWSPENDING");
+    v.push(("label AWSPENDING".into(), pending));
+    let mut kms = fixture("cloudtrail-put-secret-value.json");
+    kms["source"] = json!("aws.kms");
+    kms["detail"]["eventSource"] = json!("kms.amazonaws.com");
+    v.push(("other service".into(), kms));
+    let mut console = fixture("cloudtrail-put-secret-value.json");
+    console["detail-type"] = json!("AWS Console Action via CloudTrail");
+    v.push(("console action".into(), console));
+    v
+}
+
+/// What the function does with an event: Some(true) = acts (replicates, or may act depending
+/// on the configuration: deletes, tags), Some(false) = skips whatever the configuration,
+/// None = not an EventBridge event.
+fn function_acts(e: &Value) -> Option<bool> {
+    let me = Identity {
+        function_name: "secret-replicator".into(),
+        role_arn: Some(format!("arn:aws:iam::{ACCOUNT}:role/replicator")),
+    };
+    if event::is_manual(e) {
+        return None;
+    }
+    match event::parse(e, &me) {
+        Ok(r) => Some(match r.work {
+            // Skips that no configuration changes; other skips (loop prevention) and every
+            // kind of work (replicate, tags, delete, ...) need the event delivered.
+            Work::Skip { reason, .. } => ![
+                event::reason::CALL_FAILED,
+                event::reason::NOT_CURRENT,
+                event::reason::NOT_A_VALUE_CHANGE,
+            ]
+            .contains(&reason),
+            _ => true,
+        }),
+        // InvalidEvent: the rule must not deliver it either.
+        Err(_) => Some(false),
+    }
+}
+
+fn mode_of(e: &Value) -> Option<&'static str> {
+    match e["detail-type"].as_str()? {
+        "AWS API Call via CloudTrail" | "AWS Service Event via CloudTrail" => Some("CloudTrail"),
+        "Secret Label Updated" => Some("SecretLabelUpdated"),
+        _ => None,
+    }
+}
+
+#[test]
+fn exactly_one_event_rule_exists_for_each_event_source() {
+    let t = template();
+    let allowed = t["Parameters"]["EventSource"]["AllowedValues"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(allowed.len(), 2);
+    for mode in allowed {
+        let stack = resolve(
+            &t,
+            &[
+                ("DestRegion", "us-west-2"),
+                ("EventSource", mode.as_str().unwrap()),
+            ],
+        );
+        let rules = event_rules(&stack);
+        assert_eq!(rules.len(), 1, "{mode}: event rules {rules:?}");
+        let (name, _) = rules[0];
+        let props = &stack.get(name)["Properties"];
+        assert_eq!(props["Targets"].as_array().unwrap().len(), 1);
+        assert_eq!(props["Targets"][0]["Arn"], "<Function.Arn>");
+        assert_ne!(props["State"], "DISABLED");
+        // EventBridge may invoke the function for exactly this rule.
+        let rule_arn = json!(format!("<{name}.Arn>"));
+        assert!(
+            stack
+                .of_type("AWS::Lambda::Permission")
+                .iter()
+                .any(|(_, p)| p["Properties"]["SourceArn"] == rule_arn
+                    && p["Properties"]["Principal"] == "events.amazonaws.com"),
+            "{mode}: no permission for {name}"
+        );
+    }
+}
+
+#[test]
+fn the_event_pattern_accepts_what_the_function_acts_on_and_rejects_what_it_skips() {
+    let t = template();
+    let mut events = fixtures();
+    events.extend(variants());
+    for mode in ["CloudTrail", "SecretLabelUpdated"] {
+        let stack = resolve(&t, &[("DestRegion", "us-west-2"), ("EventSource", mode)]);
+        let rules = event_rules(&stack);
+        let pattern = rules[0].1;
+        let mut accepted = Vec::new();
+        for (label, e) in &events {
+            let Some(acts) = function_acts(e) else {
+                // The manual payload never comes from the rule.
+                assert!(!pattern_matches(pattern, e), "{mode}: {label} accepted");
+                continue;
+            };
+            let want = acts && mode_of(e) == Some(mode);
+            let got = pattern_matches(pattern, e);
+            assert_eq!(
+                got,
+                want,
+                "{mode}: {label}: pattern {} it, the function {}",
+                if got { "accepts" } else { "rejects" },
+                if acts { "acts on it" } else { "skips it" }
+            );
+            if got {
+                accepted.push(label.clone());
+            }
+        }
+        // Named expectations, so that a change in the parser cannot quietly empty the rule.
+        let must: &[&str] = match mode {
+            "CloudTrail" => &[
+                "cloudtrail-create-secret.json",
+                "cloudtrail-put-secret-value.json",
+                "cloudtrail-update-secret-version-stage.json",
+                "service-rotation-succeeded.json",
+                "api UpdateSecret",
+                "api RestoreSecret",
+                "api DeleteSecret",
+                "api TagResource",
+                "api UntagResource",
+                "api PutSecretValue AWSCURRENT",
+            ],
+            _ => &["native-secret-label-updated.json"],
+        };
+        for m in must {
+            assert!(accepted.iter().any(|a| a == m), "{mode}: {m} rejected");
+        }
+        for never in [
+            "cloudtrail-put-secret-value-pending.json",
+            "cloudtrail-put-secret-value-failed.json",
+            "api GetSecretValue",
+            "api GetSecretValue readOnly",
+            "api DescribeSecret",
+            "api ListSecrets",
+            "api BatchGetSecretValue",
+            "service RotationFailed",
+            "label AWSPENDING",
+        ] {
+            assert!(
+                !accepted.iter().any(|a| a == never),
+                "{mode}: {never} accepted"
+            );
+        }
+    }
+}
+
+// ---- (b) alarms vs. emitted metrics --------------------------------------------------------
+
+/// (namespace, metric, dimension name → value) of one EMF-published metric.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Published {
+    namespace: String,
+    metric: String,
+    unit: String,
+    dimensions: BTreeMap<String, String>,
+}
+
+/// Every (metric, dimension set) an EMF line publishes, with the dimension values.
+fn published(lines: &[String]) -> BTreeSet<Published> {
+    let mut out = BTreeSet::new();
+    for line in lines {
+        let Ok(doc) = serde_json::from_str::<Value>(line) else {
+            continue;
+        };
+        let Some(directives) = doc["_aws"]["CloudWatchMetrics"].as_array() else {
+            continue;
+        };
+        assert!(doc["_aws"]["Timestamp"].is_u64(), "{line}");
+        for d in directives {
+            for set in d["Dimensions"].as_array().unwrap() {
+                let dims: BTreeMap<String, String> = set
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|k| {
+                        let k = k.as_str().unwrap();
+                        let v = doc[k].as_str().unwrap_or_else(|| panic!("{k} in {line}"));
+                        (k.to_string(), v.to_string())
+                    })
+                    .collect();
+                for m in d["Metrics"].as_array().unwrap() {
+                    let name = m["Name"].as_str().unwrap();
+                    assert!(doc.get(name).is_some(), "{name} has no value in {line}");
+                    out.insert(Published {
+                        namespace: d["Namespace"].as_str().unwrap().to_string(),
+                        metric: name.to_string(),
+                        unit: m["Unit"].as_str().unwrap_or("None").to_string(),
+                        dimensions: dims.clone(),
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
+fn alarms(stack: &Stack) -> Vec<(&str, &Value)> {
+    stack
+        .of_type("AWS::CloudWatch::Alarm")
+        .into_iter()
+        .map(|(n, a)| (n, &a["Properties"]))
+        .collect()
+}
+
+fn alarm_dimensions(alarm: &Value) -> BTreeMap<String, String> {
+    alarm
+        .get("Dimensions")
+        .and_then(Value::as_array)
+        .map(|ds| {
+            ds.iter()
+                .map(|d| {
+                    (
+                        d["Name"].as_str().unwrap().to_string(),
+                        scalar_string(&d["Value"]),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Every alarm of the template: custom-namespace ones watch exactly a metric in `emitted`;
+/// AWS ones watch this stack's function or queue. All notify the topic.
+fn check_alarms(emitted: &BTreeSet<Published>) {
+    for (scenario, stack) in scenarios() {
+        let all = alarms(&stack);
+        let mut custom = 0;
+        for (name, a) in &all {
+            assert!(
+                a.get("Metrics").is_none(),
+                "{name}: metric-math alarms are not checked; use MetricName"
+            );
+            let ns = a["Namespace"].as_str().unwrap();
+            let metric = a["MetricName"].as_str().unwrap();
+            let dims = alarm_dimensions(a);
+            assert_eq!(a["AlarmActions"], json!(["<AlarmTopic>"]), "{name}");
+            assert!(a["Threshold"].as_f64().is_some(), "{name}");
+            match ns {
+                NAMESPACE => {
+                    custom += 1;
+                    let hit = emitted
+                        .iter()
+                        .find(|p| p.namespace == ns && p.metric == metric && p.dimensions == dims);
+                    let hit = hit.unwrap_or_else(|| {
+                        panic!(
+                            "{scenario}: alarm {name} watches {metric} {dims:?}, which the code never emits; \
+                             emitted: {emitted:#?}"
+                        )
+                    });
+                    if let Some(unit) = a.get("Unit") {
+                        assert_eq!(unit, hit.unit.as_str(), "{name}");
+                    }
+                }
+                "AWS/Lambda" => {
+                    assert!(
+                        ["Errors", "Throttles"].contains(&metric),
+                        "{name}: {metric}"
+                    );
+                    assert_eq!(
+                        dims,
+                        BTreeMap::from([("FunctionName".into(), "<Function>".into())]),
+                        "{name}"
+                    );
+                }
+                "AWS/SQS" => {
+                    assert!(
+                        [
+                            "ApproximateNumberOfMessagesVisible",
+                            "ApproximateAgeOfOldestMessage"
+                        ]
+                        .contains(&metric),
+                        "{name}: {metric}"
+                    );
+                    assert_eq!(
+                        dims,
+                        BTreeMap::from([("QueueName".into(), "<FailureQueue.QueueName>".into())]),
+                        "{name}"
+                    );
+                }
+                other => panic!("{name}: unexpected namespace {other}"),
+            }
+        }
+        // The alarms the issue asks for.
+        let watches = |ns: &str, m: &str| {
+            all.iter()
+                .any(|(_, a)| a["Namespace"] == ns && a["MetricName"] == m)
+        };
+        assert!(watches(NAMESPACE, metrics::name::FAILURES), "{scenario}");
+        assert!(watches("AWS/SQS", "ApproximateNumberOfMessagesVisible"));
+        assert!(watches("AWS/Lambda", "Errors"));
+        assert!(watches("AWS/Lambda", "Throttles"));
+        assert!(custom >= 1);
+        let topic = stack.get("AlarmTopic");
+        assert_eq!(topic["Type"], "AWS::SNS::Topic");
+    }
+}
+
+fn dest(region: &str) -> Option<DestinationRef> {
+    Some(DestinationRef {
+        region: region.into(),
+        account: ACCOUNT.into(),
+        name: "dr/app/db".into(),
+    })
+}
+
+/// A report with every status and a few error kinds, built through the public API.
+fn sample_report() -> Report {
+    let mut ok = Outcome::ok(
+        "arn:src",
+        dest("us-west-2"),
+        Status::Replicated,
+        Action::Update,
+    );
+    ok.duration_ms = Some(12);
+    ok.bytes = Some(64);
+    let mut results = vec![ok];
+    for s in [
+        Status::Unchanged,
+        Status::Deleted,
+        Status::Restored,
+        Status::Planned,
+    ] {
+        results.push(Outcome::ok("arn:src", dest("eu-west-1"), s, Action::None));
+    }
+    results.push(Outcome::skipped("arn:src", None, "replica"));
+    for kind in [ErrorKind::AccessDenied, ErrorKind::Throttled] {
+        let e = Error::Aws(AwsError {
+            kind,
+            service: "secretsmanager",
+            operation: "PutSecretValue",
+            code: "X".into(),
+            message: "m".into(),
+        });
+        results.push(Outcome::failed(
+            "arn:src",
+            dest("us-west-2"),
+            Action::Update,
+            &e,
+        ));
+    }
+    Report::from_results(results, vec![])
+}
+
+#[test]
+fn alarms_watch_metrics_in_the_catalogue_and_in_report_lines() {
+    let mut lines = metrics::report_lines(&sample_report(), 1);
+    lines.extend(metrics::report_lines(
+        &Report::top_level(&Error::InvalidConfig("x".into())),
+        1,
+    ));
+    lines.push(metrics::config_reload_failed_line(1));
+    let emitted = published(&lines);
+    // What the lines publish is what the catalogue declares.
+    for p in &emitted {
+        assert_eq!(p.namespace, NAMESPACE);
+        let spec = CATALOGUE
+            .iter()
+            .find(|s| s.name == p.metric)
+            .unwrap_or_else(|| panic!("{} not catalogued", p.metric));
+        assert_eq!(spec.unit, p.unit);
+        let keys: Vec<&str> = p.dimensions.keys().map(String::as_str).collect();
+        assert!(
+            spec.dimension_sets.iter().any(|s| {
+                let mut s = s.to_vec();
+                s.sort();
+                s == keys
+            }),
+            "{} {keys:?} not catalogued",
+            p.metric
+        );
+    }
+    check_alarms(&emitted);
+}
+
+// ---- (b, real run): the binary under a fake Lambda Runtime API -----------------------------
+
+/// Runs the real binary as a Lambda function against moto: one replication that succeeds,
+/// one that fails (an unowned destination: DestinationConflict), and a config reload that
+/// fails (ConfigReloadFailures). Returns its stdout lines.
+fn real_run() -> Vec<String> {
+    use common::Moto;
+    use common::app::{put_event, seed_secret, sm};
+    use common::runtime::{Answer, FakeRuntime};
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    use std::time::Duration;
+
+    let moto = Moto::start();
+    let endpoint = moto.endpoint();
+    let tokio = tokio::runtime::Runtime::new().unwrap();
+    let (ok, conflict, source) = tokio.block_on(async {
+        let source = sm(&endpoint, "us-east-1").await;
+        let dest = sm(&endpoint, "us-west-2").await;
+        let config = r#"{"rules":[{"match":["app/**"],"destinations":[{"region":"us-west-2","name":"dr/${SECRET_NAME}"}]}]}"#;
+        seed_secret(&source, "replicator/config", config).await;
+        let ok = seed_secret(&source, "app/ok", "postgres://db.us-east-1.example.com/app").await;
+        let conflict = seed_secret(&source, "app/conflict", "x").await;
+        // Someone else's secret where the copy would go: not owned, so never written (409).
+        seed_secret(&dest, "dr/app/conflict", "theirs").await;
+        (ok, conflict, source)
+    });
+
+    let account = common::app::ACCOUNT;
+    let rt = FakeRuntime::start();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_secret-replicator"))
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("AWS_LAMBDA_RUNTIME_API", rt.api())
+        .env("AWS_LAMBDA_FUNCTION_NAME", "secret-replicator")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+        .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/secret-replicator")
+        .env("AWS_LAMBDA_LOG_STREAM_NAME", "test")
+        .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
+        .env("AWS_LAMBDA_LOG_LEVEL", "INFO")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ENDPOINT_URL", &endpoint)
+        .env("AWS_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE")
+        .env("AWS_SECRET_ACCESS_KEY", "secret")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env(
+            "REPLICATOR_ROLE_ARN",
+            format!("arn:aws:iam::{account}:role/replicator"),
+        )
+        .env("REPLICATOR_CONFIG_SECRET", "replicator/config")
+        .env("REPLICATOR_CONFIG_TTL_SECONDS", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run the secret-replicator binary");
+    let stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .collect::<Vec<String>>()
+    });
+    let invoke = |event: Value| rt.answer(&rt.push(&event), Duration::from_secs(60));
+
+    let first = invoke(put_event(&ok));
+    let second = invoke(put_event(&conflict));
+    // An invalid document in the config secret: the reload keeps the last good one.
+    tokio.block_on(async {
+        source
+            .put_secret_value()
+            .secret_id("replicator/config")
+            .secret_string("{not json")
+            .send()
+            .await
+            .expect("update the config secret");
+    });
+    std::thread::sleep(Duration::from_millis(1100));
+    let third = invoke(put_event(&ok));
+
+    // The memory setting's evidence: peak resident memory of the function process.
+    if let Ok(status) = std::fs::read_to_string(format!("/proc/{}/status", child.id()))
+        && let Some(peak) = status.lines().find(|l| l.starts_with("VmHWM"))
+    {
+        eprintln!("deploy: function process peak memory ({peak})");
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let lines = reader.join().unwrap();
+    let output = lines.join("\n");
+    assert!(
+        matches!(&first, Answer::Response { .. }),
+        "{first:?}\n{output}"
+    );
+    match &second {
+        Answer::Error { body, .. } => {
+            let doc: Value = serde_json::from_str(body).expect("error body is JSON");
+            assert_eq!(doc["errorType"], "DestinationConflict", "{body}");
+        }
+        other => panic!("{other:?}\n{output}"),
+    }
+    assert!(
+        matches!(&third, Answer::Response { .. }),
+        "{third:?}\n{output}"
+    );
+    lines
+}
+
+#[test]
+fn alarms_watch_metrics_that_a_real_run_emits() {
+    let lines = real_run();
+    let emitted = published(&lines);
+    assert!(
+        !emitted.is_empty(),
+        "no EMF line on stdout; output:\n{}",
+        lines.join("\n")
+    );
+    let has = |metric: &str, dims: &[(&str, &str)]| {
+        emitted.iter().any(|p| {
+            p.metric == metric
+                && dims
+                    .iter()
+                    .all(|(k, v)| p.dimensions.get(*k).is_some_and(|x| x == v))
+        })
+    };
+    assert!(has(
+        metrics::name::REPLICATIONS,
+        &[("Status", "replicated"), ("DestinationRegion", "us-west-2")]
+    ));
+    assert!(has(
+        metrics::name::FAILURES,
+        &[("ErrorKind", "DestinationConflict")]
+    ));
+    assert!(has(metrics::name::LATENCY, &[]));
+    assert!(has(metrics::name::CONFIG_RELOAD_FAILURES, &[]));
+    // No secret name (nor the value) reaches a metric line.
+    for line in lines.iter().filter(|l| l.contains("\"_aws\"")) {
+        for secret in ["app/ok", "app/conflict", "dr/app", "postgres://"] {
+            assert!(!line.contains(secret), "{line}");
+        }
+    }
+    check_alarms(&emitted);
+}
+
+// ---- (c) identity policies -----------------------------------------------------------------
+
+/// A policy document and where it came from.
+struct Policy {
+    origin: String,
+    doc: Value,
+    kind: PolicyKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PolicyKind {
+    Identity,
+    Trust,
+    KeyPolicy,
+}
+
+fn as_list(v: &Value) -> Vec<String> {
+    match v {
+        Value::Null => vec![],
+        Value::String(s) => vec![s.clone()],
+        Value::Array(a) => a.iter().map(scalar_string).collect(),
+        other => vec![other.to_string()],
+    }
+}
+
+fn statements(doc: &Value) -> Vec<&Value> {
+    match &doc["Statement"] {
+        Value::Array(a) => a.iter().collect(),
+        s @ Value::Object(_) => vec![s],
+        other => panic!("Statement {other}"),
+    }
+}
+
+/// Every policy of the resolved stacks (all scenarios), of `iam/*.json` and of
+/// `iam/*.yaml` templates.
+fn all_policies() -> Vec<Policy> {
+    let mut out = Vec::new();
+    let mut from_stack = |label: &str, stack: &Stack| {
+        for (name, r) in &stack.resources {
+            let p = &r["Properties"];
+            match r["Type"].as_str().unwrap() {
+                "AWS::IAM::Role" => {
+                    out.push(Policy {
+                        origin: format!("{label}: {name} trust"),
+                        doc: p["AssumeRolePolicyDocument"].clone(),
+                        kind: PolicyKind::Trust,
+                    });
+                    for pol in p["Policies"].as_array().into_iter().flatten() {
+                        out.push(Policy {
+                            origin: format!("{label}: {name}/{}", pol["PolicyName"]),
+                            doc: pol["PolicyDocument"].clone(),
+                            kind: PolicyKind::Identity,
+                        });
+                    }
+                    assert!(
+                        p.get("ManagedPolicyArns").is_none(),
+                        "{label}: {name}: managed policies are not least privilege"
+                    );
+                }
+                "AWS::IAM::Policy" | "AWS::IAM::ManagedPolicy" => out.push(Policy {
+                    origin: format!("{label}: {name}"),
+                    doc: p["PolicyDocument"].clone(),
+                    kind: PolicyKind::Identity,
+                }),
+                "AWS::KMS::Key" => out.push(Policy {
+                    origin: format!("{label}: {name}"),
+                    doc: p["KeyPolicy"].clone(),
+                    kind: PolicyKind::KeyPolicy,
+                }),
+                "AWS::Serverless::Function" => {
+                    assert!(
+                        p.get("Policies").is_none(),
+                        "{label}: {name}: policies belong on FunctionRole"
+                    );
+                }
+                _ => {}
+            }
+        }
+    };
+    for (label, stack) in scenarios() {
+        from_stack(&format!("template.yaml [{label}]"), &stack);
+    }
+    for path in files(&root().join("iam"), "yaml") {
+        let t = load_cfn(&path);
+        let stack = resolve(
+            &t,
+            &[
+                (
+                    "FunctionRoleArn",
+                    "arn:aws:iam::111111111111:role/secret-replicator-FunctionRole-EXAMPLE",
+                ),
+                ("ExternalId", "4f1c0b6e9d2a7c3b5e8f0a1b"),
+                (
+                    "DestinationSecretArnPattern",
+                    "arn:aws:secretsmanager:us-west-2:222222222222:secret:dr/*",
+                ),
+            ],
+        );
+        from_stack(&path.display().to_string(), &stack);
+    }
+    for path in files(&root().join("iam"), "json") {
+        let name = path.file_name().unwrap().to_string_lossy();
+        let kind = if name.contains("trust") {
+            PolicyKind::Trust
+        } else if name.contains("key-policy") {
+            PolicyKind::KeyPolicy
+        } else {
+            PolicyKind::Identity
+        };
+        out.push(Policy {
+            origin: path.display().to_string(),
+            doc: read_json(&path),
+            kind,
+        });
+    }
+    out
+}
+
+/// Secrets Manager actions that change something.
+fn is_sm_write(action: &str) -> bool {
+    let a = action.to_ascii_lowercase();
+    let Some(op) = a.strip_prefix("secretsmanager:") else {
+        return a == "*";
+    };
+    !(op.starts_with("get")
+        || op.starts_with("describe")
+        || op.starts_with("list")
+        || op.starts_with("batchget")
+        || op.starts_with("validate"))
+}
+
+/// `*`, a non-ARN, an ARN with a wildcard account, or one naming every secret or role.
+fn is_open_resource(resource: &str) -> bool {
+    if resource == "*" {
+        return true;
+    }
+    let parts: Vec<&str> = resource.splitn(6, ':').collect();
+    if parts.len() < 6 || parts[0] != "arn" {
+        return true;
+    }
+    let name = parts[5]
+        .trim_start_matches("secret:")
+        .trim_start_matches("role/");
+    parts[4].contains('*') || name.is_empty() || name == "*"
+}
+
+#[test]
+fn no_statement_grants_secrets_manager_writes_or_assume_role_on_star() {
+    let policies = all_policies();
+    assert!(policies.iter().any(|p| p.kind == PolicyKind::Identity));
+    for p in policies.iter().filter(|p| p.kind == PolicyKind::Identity) {
+        assert_eq!(p.doc["Version"], "2012-10-17", "{}", p.origin);
+        for s in statements(&p.doc) {
+            let sid = s.get("Sid").map(scalar_string).unwrap_or_default();
+            let at = format!("{} [{sid}]", p.origin);
+            assert!(s.get("NotAction").is_none(), "{at}: NotAction");
+            assert!(s.get("NotResource").is_none(), "{at}: NotResource");
+            if s["Effect"] != "Allow" {
+                continue;
+            }
+            let actions = as_list(&s["Action"]);
+            let resources = as_list(&s["Resource"]);
+            assert!(!resources.is_empty() && !actions.is_empty(), "{at}");
+            for a in &actions {
+                assert!(!a.ends_with(":*") && a != "*", "{at}: wildcard action {a}");
+                let a = a.to_ascii_lowercase();
+                if is_sm_write(&a) || a == "sts:assumerole" || a.starts_with("sts:") {
+                    for r in &resources {
+                        assert!(!is_open_resource(r), "{at}: {a} on {r}");
+                        assert!(!r.is_empty(), "{at}: {a} on an empty resource");
+                    }
+                }
+                if ["kms:decrypt", "kms:encrypt", "kms:generatedatakey"].contains(&a.as_str()) {
+                    let via = &s["Condition"]["StringEquals"]["kms:ViaService"];
+                    let via_like = &s["Condition"]["StringLike"]["kms:ViaService"];
+                    let vals = as_list(if via.is_null() { via_like } else { via });
+                    assert!(!vals.is_empty(), "{at}: {a} without kms:ViaService");
+                    for v in vals {
+                        assert!(
+                            v.starts_with("secretsmanager.") && v.ends_with(".amazonaws.com"),
+                            "{at}: {a} via {v}"
+                        );
+                    }
+                }
+                if a == "secretsmanager:listsecrets" {
+                    // Cannot be scoped; it returns metadata only, never values.
+                    assert_eq!(resources, ["*"], "{at}");
+                }
+            }
+        }
+    }
+}
+
+/// The function role's identity policy in one resolved stack.
+fn function_statements(stack: &Stack) -> Vec<Value> {
+    stack.get("FunctionRole")["Properties"]["Policies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| statements(&p["PolicyDocument"]).into_iter().cloned())
+        .collect()
+}
+
+fn granted(stmts: &[Value], action: &str) -> Vec<String> {
+    stmts
+        .iter()
+        .filter(|s| s["Effect"] == "Allow")
+        .filter(|s| as_list(&s["Action"]).iter().any(|a| a == action))
+        .flat_map(|s| as_list(&s["Resource"]))
+        .collect()
+}
+
+#[test]
+fn the_function_role_grants_exactly_what_the_parameters_allow() {
+    let t = template();
+    // No destination roles, no destination pattern: no AssumeRole, no writes at all.
+    let s = resolve(&t, MINIMAL);
+    let st = function_statements(&s);
+    assert!(granted(&st, "sts:AssumeRole").is_empty());
+    for a in [
+        "secretsmanager:PutSecretValue",
+        "secretsmanager:CreateSecret",
+        "secretsmanager:DeleteSecret",
+    ] {
+        assert!(granted(&st, a).is_empty(), "{a} granted by default");
+    }
+    assert_eq!(
+        granted(&st, "secretsmanager:GetSecretValue"),
+        ["arn:aws:secretsmanager:us-east-1:111111111111:secret:*"]
+    );
+    assert_eq!(granted(&st, "secretsmanager:ListSecrets"), ["*"]);
+    assert!(granted(&st, "kms:DescribeKey").is_empty());
+
+    // Cross-account: AssumeRole on exactly the approved roles.
+    let s = resolve(&t, CROSS_ACCOUNT);
+    let st = function_statements(&s);
+    assert_eq!(
+        granted(&st, "sts:AssumeRole"),
+        [
+            "arn:aws:iam::222222222222:role/secret-replicator-destination",
+            "arn:aws:iam::333333333333:role/secret-replicator-destination"
+        ]
+    );
+
+    // Same-account destinations and keys: writes on exactly the patterns, reads narrowed.
+    let s = resolve(&t, MAXIMAL);
+    let st = function_statements(&s);
+    let dest = [
+        "arn:aws:secretsmanager:us-west-2:111111111111:secret:dr/app/*",
+        "arn:aws:secretsmanager:eu-west-1:111111111111:secret:dr/app/*",
+    ];
+    for a in [
+        "secretsmanager:CreateSecret",
+        "secretsmanager:PutSecretValue",
+        "secretsmanager:UpdateSecret",
+        "secretsmanager:UpdateSecretVersionStage",
+        "secretsmanager:TagResource",
+        "secretsmanager:UntagResource",
+        "secretsmanager:DeleteSecret",
+        "secretsmanager:RestoreSecret",
+    ] {
+        assert_eq!(granted(&st, a), dest, "{a}");
+    }
+    let reads = granted(&st, "secretsmanager:GetSecretValue");
+    assert!(reads.contains(&"arn:aws:secretsmanager:us-east-1:111111111111:secret:app/*".into()));
+    assert!(
+        reads.contains(
+            &"arn:aws:secretsmanager:us-east-1:111111111111:secret:secret-replicator/config-??????"
+                .into()
+        )
+    );
+    assert!(!reads.iter().any(|r| r.ends_with(":secret:*")), "{reads:?}");
+    assert_eq!(
+        granted(&st, "kms:DescribeKey"),
+        ["arn:aws:kms:us-west-2:111111111111:key/1234abcd-12ab-34cd-56ef-1234567890ab"]
+    );
+}
+
+// ---- (d) trust and key policies ------------------------------------------------------------
+
+fn principals(s: &Value) -> Vec<String> {
+    match &s["Principal"] {
+        Value::String(p) => vec![p.clone()],
+        Value::Object(m) => m.values().flat_map(as_list).collect(),
+        Value::Null => vec![],
+        other => panic!("Principal {other}"),
+    }
+}
+
+#[test]
+fn trust_policies_name_the_function_role_and_require_the_external_id() {
+    let policies = all_policies();
+    let trusts: Vec<&Policy> = policies
+        .iter()
+        .filter(|p| p.kind == PolicyKind::Trust)
+        .collect();
+    let mut destination_trusts = 0;
+    for p in trusts {
+        for s in statements(&p.doc) {
+            let at = &p.origin;
+            assert!(s.get("NotPrincipal").is_none(), "{at}: NotPrincipal");
+            let ps = principals(s);
+            assert!(!ps.is_empty(), "{at}: no principal");
+            for pr in &ps {
+                assert!(
+                    pr != "*" && !pr.contains('*'),
+                    "{at}: wildcard principal {pr}"
+                );
+            }
+            if s["Principal"].get("Service").is_some() {
+                // The function's own role: only Lambda may assume it.
+                assert_eq!(ps, ["lambda.amazonaws.com"], "{at}");
+                continue;
+            }
+            destination_trusts += 1;
+            assert_eq!(s["Effect"], "Allow");
+            assert_eq!(as_list(&s["Action"]), ["sts:AssumeRole"], "{at}");
+            for pr in &ps {
+                let ok = pr.starts_with("arn:aws:iam::") && pr.contains(":role/");
+                assert!(
+                    ok,
+                    "{at}: principal {pr} is not a role (an account root trusts everyone in it)"
+                );
+            }
+            let ext = &s["Condition"]["StringEquals"]["sts:ExternalId"];
+            assert!(
+                ext.as_str().is_some_and(|e| e.len() >= 16),
+                "{at}: sts:ExternalId not required: {s}"
+            );
+        }
+    }
+    assert!(
+        destination_trusts >= 2,
+        "both iam/destination-role-trust-policy.json and iam/destination-role.yaml are checked"
+    );
+}
+
+#[test]
+fn key_policies_have_no_open_principal_and_limit_use_to_secrets_manager() {
+    let policies = all_policies();
+    let keys: Vec<&Policy> = policies
+        .iter()
+        .filter(|p| p.kind == PolicyKind::KeyPolicy)
+        .collect();
+    assert!(!keys.is_empty(), "no KMS key policy under iam/");
+    let role_policy = read_json(&root().join("iam/function-role-policy.json"));
+    let approved = granted(
+        &statements(&role_policy)
+            .into_iter()
+            .cloned()
+            .collect::<Vec<_>>(),
+        "sts:AssumeRole",
+    );
+    for p in keys {
+        let mut grants_replicator = false;
+        for s in statements(&p.doc) {
+            let at = format!("{} [{}]", p.origin, s["Sid"]);
+            assert!(s.get("NotPrincipal").is_none(), "{at}");
+            let ps = principals(s);
+            let open = ps.iter().any(|p| p == "*");
+            assert!(
+                !open || s.get("Condition").is_some(),
+                "{at}: open principal without a condition"
+            );
+            let actions = as_list(&s["Action"]);
+            if actions
+                .iter()
+                .any(|a| a == "kms:Encrypt" || a == "kms:Decrypt")
+                && !actions.contains(&"kms:*".to_string())
+            {
+                grants_replicator = true;
+                let via = as_list(&s["Condition"]["StringEquals"]["kms:ViaService"]);
+                assert!(
+                    !via.is_empty(),
+                    "{at}: data-key use not limited to Secrets Manager"
+                );
+                assert!(via.iter().all(|v| v.starts_with("secretsmanager.")), "{at}");
+                // The principal is the destination role the function may assume.
+                for pr in &ps {
+                    assert!(
+                        approved.contains(pr),
+                        "{at}: {pr} is not an approved destination role"
+                    );
+                }
+            }
+            if actions.contains(&"kms:*".to_string()) {
+                // Key administration stays with the key's own account, never a wildcard.
+                for pr in &ps {
+                    assert!(pr.ends_with(":root") && !open, "{at}: kms:* for {pr}");
+                }
+            }
+        }
+        assert!(
+            grants_replicator,
+            "{}: grants the replicator nothing",
+            p.origin
+        );
+    }
+}
+
+#[test]
+fn the_iam_examples_are_consistent_with_each_other() {
+    let role = read_json(&root().join("iam/function-role-policy.json"));
+    let trust = read_json(&root().join("iam/destination-role-trust-policy.json"));
+    let dest = read_json(&root().join("iam/destination-role-policy.json"));
+    let role_st: Vec<Value> = statements(&role).into_iter().cloned().collect();
+    let dest_st: Vec<Value> = statements(&dest).into_iter().cloned().collect();
+    // The function's actions are SPEC §11's, no more.
+    let spec_writes = [
+        "secretsmanager:CreateSecret",
+        "secretsmanager:PutSecretValue",
+        "secretsmanager:UpdateSecret",
+        "secretsmanager:UpdateSecretVersionStage",
+        "secretsmanager:DescribeSecret",
+        "secretsmanager:GetSecretValue",
+        "secretsmanager:TagResource",
+        "secretsmanager:UntagResource",
+        "secretsmanager:DeleteSecret",
+        "secretsmanager:RestoreSecret",
+    ];
+    for a in spec_writes {
+        assert!(
+            !granted(&dest_st, a).is_empty(),
+            "destination role lacks {a}"
+        );
+    }
+    let trusted = principals(statements(&trust)[0]);
+    assert_eq!(trusted.len(), 1);
+    assert!(trusted[0].starts_with("arn:aws:iam::111111111111:role/"));
+    let assumed = granted(&role_st, "sts:AssumeRole");
+    assert_eq!(assumed.len(), 1);
+    assert!(assumed[0].starts_with("arn:aws:iam::222222222222:role/"));
+    // The template's role matches the standalone one action for action.
+    let stack = resolve(&template(), MAXIMAL);
+    let tpl: BTreeSet<String> = function_statements(&stack)
+        .iter()
+        .flat_map(|s| as_list(&s["Action"]))
+        .collect();
+    let standalone: BTreeSet<String> = role_st.iter().flat_map(|s| as_list(&s["Action"])).collect();
+    assert_eq!(
+        tpl.difference(&standalone).collect::<Vec<_>>(),
+        Vec::<&String>::new()
+    );
+    let _ = stack
+        .outputs
+        .get("FunctionRoleArn")
+        .expect("FunctionRoleArn output");
+}
