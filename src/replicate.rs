@@ -371,6 +371,7 @@ async fn replicate_version<S: Stores>(
                         bytes: Some(done.bytes),
                         size: (job.mode == Mode::Plan).then_some(done.bytes),
                         would_change: done.would_change,
+                        reason: done.reason.map(str::to_string),
                         ..Outcome::ok(
                             &source.arn,
                             Some(target.at.clone()),
@@ -441,6 +442,8 @@ struct Done {
     version_id: Option<String>,
     would_change: Option<bool>,
     bytes: usize,
+    /// Why, for a skip.
+    reason: Option<&'static str>,
 }
 
 async fn destination<S: Stores>(
@@ -500,8 +503,9 @@ struct Writer<'a, T: SecretStore> {
 enum Ready {
     /// CreateSecret made it, value included.
     Created(Written),
-    /// It exists and is ours (restored and re-keyed if it needed it).
-    Owned,
+    /// It exists and is ours (re-keyed if it needed it); `restored` if it was scheduled for
+    /// deletion and has been restored.
+    Owned { restored: bool },
 }
 
 /// What the ownership check found wrong with an existing destination, short of a conflict.
@@ -525,6 +529,7 @@ fn done(status: Status, action: Action, version_id: Option<String>) -> Done {
         version_id,
         would_change: None,
         bytes: 0,
+        reason: None,
     }
 }
 
@@ -547,13 +552,17 @@ impl<T: SecretStore> Writer<'_, T> {
     /// Event mode: write, trusting the ownership found earlier in this container.
     async fn write(&self, token: &str) -> Result<Done, Failure> {
         let at = &self.target.at;
+        let mut restored = false;
         if !self.shared.is_owned(at) {
             match self.ready(token).await? {
                 Ready::Created(w) => {
                     self.shared.set_owned(at, true);
                     return Ok(done(Status::Replicated, Action::Create, Some(w.version_id)));
                 }
-                Ready::Owned => self.shared.set_owned(at, true),
+                Ready::Owned { restored: r } => {
+                    restored = r;
+                    self.shared.set_owned(at, true)
+                }
             }
         }
         self.limit().await;
@@ -569,7 +578,10 @@ impl<T: SecretStore> Writer<'_, T> {
                         self.shared.set_owned(at, true);
                         return Ok(done(Status::Replicated, Action::Create, Some(w.version_id)));
                     }
-                    Ready::Owned => self.shared.set_owned(at, true),
+                    Ready::Owned { restored: r } => {
+                        restored = r;
+                        self.shared.set_owned(at, true)
+                    }
                 }
                 self.limit().await;
                 self.put_resolving_collision(token).await?
@@ -578,6 +590,10 @@ impl<T: SecretStore> Writer<'_, T> {
             Err(e) => return Err((Action::Update, e)),
         };
         let (action, version) = self.land_current(written).await?;
+        if restored {
+            // RestoreSecret (or a copy deleted behind our back): report the restore.
+            return Ok(done(Status::Restored, Action::Restore, Some(version)));
+        }
         Ok(done(Status::Replicated, action, Some(version)))
     }
 
@@ -750,6 +766,7 @@ impl<T: SecretStore> Writer<'_, T> {
         else {
             return Ok(Done {
                 would_change: plan.then_some(false),
+                reason: Some(reason::ABSENT),
                 ..done(Status::Skipped, Action::None, None)
             });
         };
@@ -887,7 +904,9 @@ impl<T: SecretStore> Writer<'_, T> {
         };
         let repairs = self.check(&d).await?;
         self.repair(&repairs).await?;
-        Ok(Ready::Owned)
+        Ok(Ready::Owned {
+            restored: repairs.restore,
+        })
     }
 
     /// CreateSecret with value, token, KMS key, description and tags in one call.

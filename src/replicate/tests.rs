@@ -484,7 +484,11 @@ async fn a_write_to_a_destination_deleted_since_the_check_restores_it() {
     s.edit(OWN, "us-west-2", "dr/app/db", |d| d.deleted = true);
     s.seed("us-east-1", "app/db", "v2", "two");
     let o = run(&s, &shared, &c, "app/db").await;
-    assert_eq!(o[0].status, Status::Replicated, "{o:?}");
+    assert_eq!(
+        (o[0].status, o[0].action),
+        (Status::Restored, Action::Restore),
+        "{o:?}"
+    );
     let d = s.secret(OWN, "us-west-2", "dr/app/db").unwrap();
     assert!(!d.deleted);
     assert!(s.calls().iter().any(|c| c.starts_with("RestoreSecret")));
@@ -926,7 +930,12 @@ async fn deletion_follows_the_source_only_where_configured_and_owned() {
     let SourceResult::Outcomes(o) = r else {
         panic!("{r:?}")
     };
-    assert!(o.iter().all(|x| x.status == Status::Replicated), "{o:?}");
+    let restored = o
+        .iter()
+        .find(|x| x.destination.as_ref().unwrap().region == "us-west-2")
+        .unwrap();
+    assert_eq!(restored.status, Status::Restored, "{o:?}");
+    assert!(o.iter().all(|x| !x.is_failure()), "{o:?}");
     assert!(!s.secret(OWN, "us-west-2", "app/db").unwrap().deleted);
 }
 
