@@ -553,17 +553,10 @@ impl<T: SecretStore> Writer<'_, T> {
     async fn write(&self, token: &str) -> Result<Done, Failure> {
         let at = &self.target.at;
         let mut restored = false;
-        if !self.shared.is_owned(at) {
-            match self.ready(token).await? {
-                Ready::Created(w) => {
-                    self.shared.set_owned(at, true);
-                    return Ok(done(Status::Replicated, Action::Create, Some(w.version_id)));
-                }
-                Ready::Owned { restored: r } => {
-                    restored = r;
-                    self.shared.set_owned(at, true)
-                }
-            }
+        if !self.shared.is_owned(at)
+            && let Some(created) = self.own(token, &mut restored).await?
+        {
+            return Ok(created);
         }
         self.limit().await;
         let written = match self.store.put(self.name(), self.value, token).await {
@@ -573,15 +566,8 @@ impl<T: SecretStore> Writer<'_, T> {
                 if e.is_aws("ResourceNotFoundException") || e.is_aws("InvalidRequestException") =>
             {
                 self.shared.set_owned(at, false);
-                match self.ready(token).await? {
-                    Ready::Created(w) => {
-                        self.shared.set_owned(at, true);
-                        return Ok(done(Status::Replicated, Action::Create, Some(w.version_id)));
-                    }
-                    Ready::Owned { restored: r } => {
-                        restored = r;
-                        self.shared.set_owned(at, true)
-                    }
+                if let Some(created) = self.own(token, &mut restored).await? {
+                    return Ok(created);
                 }
                 self.limit().await;
                 self.put_resolving_collision(token).await?
@@ -595,6 +581,20 @@ impl<T: SecretStore> Writer<'_, T> {
             return Ok(done(Status::Restored, Action::Restore, Some(version)));
         }
         Ok(done(Status::Replicated, action, Some(version)))
+    }
+
+    /// The ownership check, remembered for the container; `Some` when it created the
+    /// destination (value included), and `restored` set when it restored it.
+    async fn own(&self, token: &str, restored: &mut bool) -> Result<Option<Done>, Failure> {
+        let ready = self.ready(token).await?;
+        self.shared.set_owned(&self.target.at, true);
+        Ok(match ready {
+            Ready::Created(w) => Some(done(Status::Replicated, Action::Create, Some(w.version_id))),
+            Ready::Owned { restored: r } => {
+                *restored |= r;
+                None
+            }
+        })
     }
 
     /// AWSCURRENT on the written version. If the version already existed and is not current
