@@ -139,7 +139,8 @@ async fn an_owned_destination_scheduled_for_deletion_is_restored_and_written() {
     moto.reset_calls();
     let doc = ok(app.handle(&put_event(&source)).await);
 
-    assert_eq!(only(&doc)["status"], "replicated", "{doc}");
+    assert_eq!(only(&doc)["status"], "restored", "{doc}");
+    assert_eq!(only(&doc)["action"], "restore", "{doc}");
     assert_eq!(moto.count("RestoreSecret"), 1);
     assert!(describe(&west, "app/db").await.deleted_date().is_none());
     assert_eq!(current(&west, "app/db").await.as_deref(), Some("v2"));
@@ -205,7 +206,8 @@ async fn an_owned_destination_deleted_while_the_container_is_warm_is_restored_wh
 
     let doc = ok(app.handle(&put_event(&source)).await);
 
-    assert_eq!(only(&doc)["status"], "replicated", "{doc}");
+    assert_eq!(only(&doc)["status"], "restored", "{doc}");
+    assert_eq!(only(&doc)["action"], "restore", "{doc}");
     assert_eq!(moto.count("RestoreSecret"), 1);
     assert!(describe(&west, "app/db").await.deleted_date().is_none());
     assert_eq!(current(&west, "app/db").await.as_deref(), Some("v2"));

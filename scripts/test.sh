@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# scripts/test.sh: the whole check suite, as CI runs it (.ci/run calls exactly this).
+#
+#   1. .venv with moto[server], cargo-lambda     (scripts/venv.sh; the integration tests start
+#                                                  .venv/bin/moto_server on loopback ports)
+#   2. cargo fmt --all -- --check
+#   3. scripts/check-deploy.sh                    (deployment linters: cfn-lint, sam validate,
+#                                                  parliament; it installs them on first use)
+#   4. cargo clippy --all-targets -- -D warnings
+#   5. scripts/demo.sh as a smoke test            (its output goes to target/demo.log; skip it
+#                                                  with SKIP_DEMO=1)
+#   6. cargo nextest run --all-targets --no-fail-fast   (cargo test --all-targets without nextest)
+#
+# Every step runs even when an earlier one failed, so one run reports everything; the exit
+# status is non-zero when any step failed. The test runner goes last so that its summary line
+# closes the output.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+
+if [[ -t 1 && -z "${NO_COLOR:-}" ]]; then
+    bold=$'\033[1m' red=$'\033[31m' off=$'\033[0m'
+else
+    bold='' red='' off=''
+fi
+failed=()
+t0=$SECONDS
+step() { printf '\n%s==> %s%s\n' "$bold" "$*" "$off"; }
+run() { # NAME CMD...: runs a step, records a failure
+    local name=$1 start=$SECONDS rc=0
+    shift
+    "$@" || rc=$?
+    if ((rc == 0)); then
+        echo "--- $name: ok ($((SECONDS - start)) s)"
+    else
+        failed+=("$name")
+        printf '%s--- %s: FAILED (exit %d, %d s)%s\n' "$red" "$name" "$rc" "$((SECONDS - start))" "$off"
+    fi
+}
+
+step "Tools: .venv (moto[server], cargo-lambda)"
+# shellcheck source=scripts/venv.sh
+. "$root/scripts/venv.sh"
+echo "moto_server: $root/.venv/bin/moto_server; $(cargo --version); $(rustc --version)"
+
+step "cargo fmt --all -- --check"
+run fmt cargo fmt --all -- --check
+
+if [[ -f scripts/check-deploy.sh ]]; then
+    step "scripts/check-deploy.sh (deployment linters; first run installs them: 1-3 min)"
+    run deploy-lint bash scripts/check-deploy.sh
+fi
+
+step "cargo clippy --all-targets -- -D warnings (first run builds the dependencies: several minutes)"
+run clippy cargo clippy --all-targets -- -D warnings
+
+if [[ "${SKIP_DEMO:-}" != 1 ]]; then
+    step "scripts/demo.sh (smoke: moto_server + cargo lambda watch/invoke; output in target/demo.log)"
+    demo() {
+        local rc=0
+        mkdir -p target
+        scripts/demo.sh >target/demo.log 2>&1 </dev/null || rc=$?
+        if ((rc == 0)); then
+            grep -E '^(OK|Demo passed)' target/demo.log
+        else
+            tail -n 60 target/demo.log
+        fi
+        return "$rc"
+    }
+    run demo demo
+fi
+
+# Doc tests: nextest does not run them, and `--all-targets` leaves them out; run them only when
+# the crate has any (a doc-test run over none would print a "0 passed" summary).
+if grep -rqE '^\s*//[/!].*```' src; then
+    step "cargo test --doc"
+    run doctests cargo test --doc
+fi
+
+# Last, and silent on success after the runner's own summary line.
+if cargo nextest --version >/dev/null 2>&1; then
+    step "cargo nextest run --all-targets --no-fail-fast"
+    tests=(cargo nextest run --all-targets --no-fail-fast)
+else
+    step "cargo test --all-targets --no-fail-fast (cargo-nextest not installed)"
+    tests=(cargo test --all-targets --no-fail-fast)
+fi
+rc=0
+"${tests[@]}" || rc=$?
+((rc == 0)) || failed+=(tests)
+
+if ((${#failed[@]})); then
+    printf '\n%stest.sh: FAILED: %s (%d s in all)%s\n' "$red" "${failed[*]}" "$((SECONDS - t0))" "$off" >&2
+    exit 1
+fi
