@@ -351,7 +351,7 @@ async fn validate(env: Env, args: &[String]) -> Result<ExitCode, Usage> {
     let f = flags(args, &["--config"])?;
     let loaded = match one(&f, "--config") {
         Some(path) => match std::fs::read_to_string(&path) {
-            Ok(text) => with_fetcher(&env, text.contains("secret:"), |fetcher| async move {
+            Ok(text) => with_fetcher(text.contains("secret:"), |fetcher| async move {
                 config::load_document(&text, &fetcher).await
             })
             .await
@@ -361,7 +361,7 @@ async fn validate(env: Env, args: &[String]) -> Result<ExitCode, Usage> {
         None => match Settings::from_env(&env) {
             Ok(settings) => {
                 let aws = matches!(settings.source, config::ConfigSource::Secret { .. });
-                with_fetcher(&env, aws, |fetcher| async move {
+                with_fetcher(aws, |fetcher| async move {
                     config::load(&settings, &fetcher).await
                 })
                 .await
@@ -396,7 +396,7 @@ async fn validate(env: Env, args: &[String]) -> Result<ExitCode, Usage> {
 
 /// Runs `f` with a fetcher that can read secrets only when the configuration names one (so
 /// that validating a plain document needs no AWS access).
-async fn with_fetcher<F, Fut>(_env: &Env, aws: bool, f: F) -> Result<Config, crate::outcome::Error>
+async fn with_fetcher<F, Fut>(aws: bool, f: F) -> Result<Config, crate::outcome::Error>
 where
     F: FnOnce(Fetcher) -> Fut,
     Fut: std::future::Future<Output = Result<Config, crate::outcome::Error>>,
