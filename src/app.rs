@@ -194,7 +194,7 @@ impl<S: Stores> App<S> {
                 Box::pin(self.all(&config, region, deadline, request.dry_run)).await
             }
         };
-        self.metrics.emit(&report);
+        self.metrics.emit(&report, self.stores.take_throttled());
         finish(request.invocation, report)
     }
 }

@@ -26,6 +26,7 @@ use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The metric namespace.
@@ -114,15 +115,16 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// Prints the lines of [`report_lines`] and of [`throttle_lines`].
-    pub fn emit(&self, report: &Report) {
+    /// Prints the lines of [`report_lines`] and of [`throttle_lines`] (`throttled`: the
+    /// attempts answered with throttling during the invocation).
+    pub fn emit(&self, report: &Report, throttled: u64) {
         if !self.enabled {
             return;
         }
         let now = now_ms();
         for line in report_lines(report, now)
             .into_iter()
-            .chain(throttle_lines(now))
+            .chain(throttle_lines(now, throttled))
         {
             println!("{line}");
         }
@@ -239,10 +241,9 @@ pub fn config_reload_failed_line(timestamp_ms: u64) -> String {
     )
 }
 
-/// `ThrottledAttempts` counted by [`ThrottleCounter`] since the last call (which resets the
-/// count), as one line; none when nothing was throttled.
-pub fn throttle_lines(timestamp_ms: u64) -> Vec<String> {
-    let n = THROTTLED.swap(0, Ordering::Relaxed);
+/// `ThrottledAttempts` (`n`, taken from a [`ThrottleCounter`]) as one line; none when nothing
+/// was throttled.
+pub fn throttle_lines(timestamp_ms: u64, n: u64) -> Vec<String> {
     if n == 0 {
         return Vec::new();
     }
@@ -254,21 +255,22 @@ pub fn throttle_lines(timestamp_ms: u64) -> Vec<String> {
     )]
 }
 
-/// Throttled attempts since the last [`throttle_lines`] (one invocation at a time per Lambda
-/// container, so this is the current invocation's count).
-static THROTTLED: AtomicU64 = AtomicU64::new(0);
-
 /// An SDK interceptor counting attempts that AWS answered with throttling (HTTP 429, or a 400
 /// whose error code is `ThrottlingException`, `Throttling` or `TooManyRequestsException`).
-/// Register it on each client (`.interceptor(ThrottleCounter)` on the service config builder);
-/// [`Metrics::emit`] publishes and resets the count as `ThrottledAttempts`.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ThrottleCounter;
+/// Clones share one count: the SDK clients of a container each get a clone as interceptor, and
+/// the handler takes the count after each invocation (one invocation at a time per container).
+#[derive(Debug, Clone, Default)]
+pub struct ThrottleCounter(Arc<AtomicU64>);
 
 impl ThrottleCounter {
     /// Counts one throttled attempt (what the interceptor does on a throttling answer).
     pub fn record(&self) {
-        THROTTLED.fetch_add(1, Ordering::Relaxed);
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The count since the last `take`, resetting it.
+    pub fn take(&self) -> u64 {
+        self.0.swap(0, Ordering::Relaxed)
     }
 }
 
@@ -388,10 +390,6 @@ mod tests {
     use super::*;
     use crate::outcome::{Action, AwsError, DestinationRef, Error, ErrorKind};
     use std::collections::BTreeSet;
-    use std::sync::Mutex;
-
-    /// The throttle count is process-wide: tests that record and drain it take turns.
-    static THROTTLE_TESTS: Mutex<()> = Mutex::new(());
 
     fn dest(region: &str, name: &str) -> Option<DestinationRef> {
         Some(DestinationRef {
@@ -622,16 +620,18 @@ mod tests {
         );
         assert_eq!(doc[name::CONFIG_RELOAD_FAILURES], 1);
 
-        let _turn = THROTTLE_TESTS.lock().unwrap_or_else(|p| p.into_inner());
-        ThrottleCounter.record();
-        ThrottleCounter.record();
-        let docs = parse(&throttle_lines(5));
+        let counter = ThrottleCounter::default();
+        counter.clone().record();
+        counter.record();
+        let docs = parse(&throttle_lines(5, counter.take()));
+        assert_eq!(counter.take(), 0);
         assert_eq!(docs.len(), 1);
         assert_eq!(
             validate(&docs[0]),
             vec![(name::THROTTLED_ATTEMPTS.to_string(), vec![])]
         );
-        assert!(docs[0][name::THROTTLED_ATTEMPTS].as_u64().unwrap() >= 2);
+        assert_eq!(docs[0][name::THROTTLED_ATTEMPTS].as_u64(), Some(2));
+        assert!(throttle_lines(5, 0).is_empty());
     }
 
     #[test]
@@ -668,8 +668,6 @@ mod tests {
 
     #[test]
     fn every_catalogued_metric_is_emitted_somewhere() {
-        let _turn = THROTTLE_TESTS.lock().unwrap_or_else(|p| p.into_inner());
-        ThrottleCounter.record();
         let mut failed = Outcome::failed(
             "s",
             dest("us-west-2", "d"),
@@ -679,7 +677,7 @@ mod tests {
         failed.duration_ms = Some(1);
         let report = Report::from_results(vec![replicated("us-west-2", "d", 1, 1), failed], vec![]);
         let mut lines = report_lines(&report, 0);
-        lines.extend(throttle_lines(0));
+        lines.extend(throttle_lines(0, 1));
         lines.push(config_reload_failed_line(0));
         let emitted: BTreeSet<_> = parse(&lines).iter().flat_map(validate).collect();
         for spec in CATALOGUE {

@@ -145,6 +145,11 @@ pub trait Stores: Send + Sync {
     type Store: SecretStore + Clone + 'static;
     /// A store with the function's own credentials (`None` = the default region).
     fn own(&self, region: Option<&str>) -> Self::Store;
+    /// AWS call attempts answered with throttling since the last call (which resets the count),
+    /// for the `ThrottledAttempts` metric.
+    fn take_throttled(&self) -> u64 {
+        0
+    }
     /// A store in a destination account and region. Assumes the role if needed.
     fn destination(
         &self,
@@ -710,20 +715,24 @@ pub struct AwsStores {
     base: aws_config::SdkConfig,
     roles: Arc<AssumedRoles>,
     clients: Mutex<HashMap<ClientKey, AwsStore>>,
+    /// Shared by every client's interceptor.
+    throttles: crate::metrics::ThrottleCounter,
 }
 
 impl AwsStores {
     /// `base` carries the region chain, credentials, endpoint, timeouts and retry policy.
     pub fn new(base: aws_config::SdkConfig, function_name: &str) -> Self {
+        let throttles = crate::metrics::ThrottleCounter::default();
         let sts = aws_sdk_sts::Client::from_conf(
             aws_sdk_sts::config::Builder::from(&base)
-                .interceptor(crate::metrics::ThrottleCounter)
+                .interceptor(throttles.clone())
                 .build(),
         );
         AwsStores {
             roles: Arc::new(AssumedRoles::new(sts, function_name)),
             base,
             clients: Mutex::new(HashMap::new()),
+            throttles,
         }
     }
 
@@ -735,9 +744,9 @@ impl AwsStores {
         }
         let mut sm = aws_sdk_secretsmanager::config::Builder::from(&self.base)
             .retry_classifier(NoRetryOnLimitExceeded)
-            .interceptor(crate::metrics::ThrottleCounter);
-        let mut kms = aws_sdk_kms::config::Builder::from(&self.base)
-            .interceptor(crate::metrics::ThrottleCounter);
+            .interceptor(self.throttles.clone());
+        let mut kms =
+            aws_sdk_kms::config::Builder::from(&self.base).interceptor(self.throttles.clone());
         if let Some(r) = region {
             sm = sm.region(aws_config::Region::new(r.to_string()));
             kms = kms.region(aws_config::Region::new(r.to_string()));
@@ -772,6 +781,10 @@ impl Stores for AwsStores {
 
     fn own(&self, region: Option<&str>) -> AwsStore {
         self.store(region, None)
+    }
+
+    fn take_throttled(&self) -> u64 {
+        self.throttles.take()
     }
 
     async fn destination(&self, region: &str, role: Option<&Role>) -> Result<AwsStore, Error> {
