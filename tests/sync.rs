@@ -9,9 +9,11 @@
 
 mod common;
 
+use aws_sdk_secretsmanager::Client as Sm;
 use common::Moto;
 use common::app::*;
-use secret_replicator::app::Failure;
+use secret_replicator::app::{App, Failure};
+use secret_replicator::store::AwsStores;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime};
@@ -701,6 +703,53 @@ async fn a_forced_source_delete_still_gives_the_copy_a_recovery_window() {
     );
 }
 
+/// `app/db` in us-east-1, replicated once to us-west-2 by an App whose copy follows deletes.
+struct Followed {
+    moto: Moto,
+    ep: String,
+    east: Sm,
+    west_sm: Sm,
+    source: Seeded,
+    app: App<AwsStores>,
+}
+
+async fn followed() -> Followed {
+    let moto = Moto::start();
+    let ep = moto.endpoint();
+    let east = sm(&ep, "us-east-1").await;
+    let west_sm = sm(&ep, "us-west-2").await;
+    let source = seed_secret(&east, "app/db", "v1.us-east-1").await;
+    let app = app_with(&follow_deletes(), &ep).await;
+    ok(app.handle(&manual("app/db")).await);
+    Followed {
+        moto,
+        ep,
+        east,
+        west_sm,
+        source,
+        app,
+    }
+}
+
+/// DeleteSecret on `app/db` with a 7-day recovery window.
+async fn schedule_deletion(sm: &Sm) {
+    sm.delete_secret()
+        .secret_id("app/db")
+        .recovery_window_in_days(7)
+        .send()
+        .await
+        .unwrap();
+}
+
+/// RestoreSecret on `app/db`.
+async fn restore(sm: &Sm) {
+    sm.restore_secret()
+        .secret_id("app/db")
+        .send()
+        .await
+        .unwrap();
+}
+
 fn follow_deletes() -> String {
     json!({"rules": [{"match": ["app/**"], "destinations": [
         {"region": "us-west-2", "delete_with_source": true,
@@ -711,28 +760,20 @@ fn follow_deletes() -> String {
 
 #[tokio::test]
 async fn a_restored_source_restores_its_copy_with_the_current_value() {
-    let moto = Moto::start();
-    let ep = moto.endpoint();
-    let east = sm(&ep, "us-east-1").await;
-    let west_sm = sm(&ep, "us-west-2").await;
-    let source = seed_secret(&east, "app/db", "v1.us-east-1").await;
-    let app = app_with(&follow_deletes(), &ep).await;
-    ok(app.handle(&manual("app/db")).await);
-    east.delete_secret()
-        .secret_id("app/db")
-        .recovery_window_in_days(7)
-        .send()
-        .await
-        .unwrap();
+    let Followed {
+        moto,
+        ep,
+        east,
+        west_sm,
+        source,
+        app,
+    } = followed().await;
+    schedule_deletion(&east).await;
     let doc = ok(app.handle(&delete_event(&source)).await);
     assert_eq!(only(&doc)["status"], "deleted", "{doc}");
     assert!(deleted_in(&describe(&west_sm, "app/db").await).is_some());
 
-    east.restore_secret()
-        .secret_id("app/db")
-        .send()
-        .await
-        .unwrap();
+    restore(&east).await;
     // A value written after the restore whose own event is lost.
     put_value(&east, "app/db", "v2.us-east-1").await;
     moto.reset_calls();
@@ -767,25 +808,17 @@ async fn a_restored_source_restores_its_copy_with_the_current_value() {
 
 #[tokio::test]
 async fn a_restore_event_that_restores_the_copy_reports_restored() {
-    let moto = Moto::start();
-    let ep = moto.endpoint();
-    let east = sm(&ep, "us-east-1").await;
-    let west_sm = sm(&ep, "us-west-2").await;
-    let source = seed_secret(&east, "app/db", "v1.us-east-1").await;
-    let app = app_with(&follow_deletes(), &ep).await;
-    ok(app.handle(&manual("app/db")).await);
-    east.delete_secret()
-        .secret_id("app/db")
-        .recovery_window_in_days(7)
-        .send()
-        .await
-        .unwrap();
+    let Followed {
+        moto,
+        ep: _,
+        east,
+        west_sm,
+        source,
+        app,
+    } = followed().await;
+    schedule_deletion(&east).await;
     ok(app.handle(&delete_event(&source)).await);
-    east.restore_secret()
-        .secret_id("app/db")
-        .send()
-        .await
-        .unwrap();
+    restore(&east).await;
     moto.reset_calls();
 
     let doc = ok(app.handle(&restore_event(&source)).await);
@@ -808,24 +841,16 @@ async fn a_restore_event_that_restores_the_copy_reports_restored() {
 
 #[tokio::test]
 async fn a_delete_event_arriving_after_the_source_was_restored_leaves_the_copy_live() {
-    let moto = Moto::start();
-    let ep = moto.endpoint();
-    let east = sm(&ep, "us-east-1").await;
-    let west_sm = sm(&ep, "us-west-2").await;
-    let source = seed_secret(&east, "app/db", "v1.us-east-1").await;
-    let app = app_with(&follow_deletes(), &ep).await;
-    ok(app.handle(&manual("app/db")).await);
-    east.delete_secret()
-        .secret_id("app/db")
-        .recovery_window_in_days(7)
-        .send()
-        .await
-        .unwrap();
-    east.restore_secret()
-        .secret_id("app/db")
-        .send()
-        .await
-        .unwrap();
+    let Followed {
+        moto,
+        ep: _,
+        east,
+        west_sm,
+        source,
+        app,
+    } = followed().await;
+    schedule_deletion(&east).await;
+    restore(&east).await;
     moto.reset_calls();
 
     // The DeleteSecret event is processed only now, after the restore.
@@ -848,28 +873,20 @@ async fn a_delete_event_arriving_after_the_source_was_restored_leaves_the_copy_l
 
 #[tokio::test]
 async fn a_redelivered_delete_event_after_the_restore_brings_the_copy_back() {
-    let moto = Moto::start();
-    let ep = moto.endpoint();
-    let east = sm(&ep, "us-east-1").await;
-    let west_sm = sm(&ep, "us-west-2").await;
-    let source = seed_secret(&east, "app/db", "v1.us-east-1").await;
-    let app = app_with(&follow_deletes(), &ep).await;
-    ok(app.handle(&manual("app/db")).await);
-    east.delete_secret()
-        .secret_id("app/db")
-        .recovery_window_in_days(7)
-        .send()
-        .await
-        .unwrap();
+    let Followed {
+        moto: _moto,
+        ep: _,
+        east,
+        west_sm,
+        source,
+        app,
+    } = followed().await;
+    schedule_deletion(&east).await;
     let doc = ok(app.handle(&delete_event(&source)).await);
     assert_eq!(only(&doc)["status"], "deleted", "{doc}");
     // The source is restored; its RestoreSecret event is lost, but the DeleteSecret event is
     // delivered a second time.
-    east.restore_secret()
-        .secret_id("app/db")
-        .send()
-        .await
-        .unwrap();
+    restore(&east).await;
 
     let doc = ok(app.handle(&delete_event(&source)).await);
 
@@ -887,31 +904,23 @@ async fn a_redelivered_delete_event_after_the_restore_brings_the_copy_back() {
 
 #[tokio::test]
 async fn a_late_restore_event_after_the_source_was_deleted_again_leaves_the_copy_scheduled() {
-    let moto = Moto::start();
-    let ep = moto.endpoint();
-    let east = sm(&ep, "us-east-1").await;
-    let west_sm = sm(&ep, "us-west-2").await;
-    let source = seed_secret(&east, "app/db", "v1.us-east-1").await;
-    let app = app_with(&follow_deletes(), &ep).await;
-    ok(app.handle(&manual("app/db")).await);
+    let Followed {
+        moto,
+        ep: _,
+        east,
+        west_sm,
+        source,
+        app,
+    } = followed().await;
     let delete = || async {
-        east.delete_secret()
-            .secret_id("app/db")
-            .recovery_window_in_days(7)
-            .send()
-            .await
-            .unwrap();
+        schedule_deletion(&east).await;
     };
     delete().await;
     let doc = ok(app.handle(&delete_event(&source)).await);
     assert_eq!(only(&doc)["status"], "deleted", "{doc}");
     // Restored, then deleted again; its second DeleteSecret event was already handled (the copy
     // is still scheduled), and only now does the RestoreSecret event arrive.
-    east.restore_secret()
-        .secret_id("app/db")
-        .send()
-        .await
-        .unwrap();
+    restore(&east).await;
     delete().await;
     moto.reset_calls();
 
