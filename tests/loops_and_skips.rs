@@ -26,6 +26,23 @@ fn assert_skipped(doc: &Value, reason: &str) {
 }
 
 /// An event whose caller is an assumed-role session `session` of role `role`.
+/// The fixture event for a seeded source is skipped with `reason` without any AWS call, and
+/// nothing is written.
+async fn skipped_without_reading(fixture: &str, reason: &str) {
+    let moto = Moto::start();
+    let east = sm(&moto.endpoint(), "us-east-1").await;
+    let west = sm(&moto.endpoint(), "us-west-2").await;
+    let source = seed_secret(&east, "app/db", "v1").await;
+    let app = app_with(&west_copy(), &moto.endpoint()).await;
+    moto.reset_calls();
+
+    let doc = ok(app.handle(&event(fixture, &source)).await);
+
+    assert_skipped(&doc, reason);
+    assert!(moto.calls().is_empty(), "{:?}", moto.calls());
+    assert!(!exists(&west, "app/db").await);
+}
+
 fn caused_by(source: &Seeded, role: &str, session: &str) -> Value {
     let mut e = put_event(source);
     e["detail"]["userIdentity"] = json!({
@@ -45,18 +62,7 @@ fn caused_by(source: &Seeded, role: &str, session: &str) -> Value {
 
 #[tokio::test]
 async fn a_failed_call_is_skipped_without_reading_anything() {
-    let moto = Moto::start();
-    let east = sm(&moto.endpoint(), "us-east-1").await;
-    let west = sm(&moto.endpoint(), "us-west-2").await;
-    let source = seed_secret(&east, "app/db", "v1").await;
-    let app = app_with(&west_copy(), &moto.endpoint()).await;
-    moto.reset_calls();
-
-    let doc = ok(app.handle(&event(fixture::PUT_FAILED, &source)).await);
-
-    assert_skipped(&doc, "call_failed");
-    assert!(moto.calls().is_empty(), "{:?}", moto.calls());
-    assert!(!exists(&west, "app/db").await);
+    skipped_without_reading(fixture::PUT_FAILED, "call_failed").await;
 }
 
 #[tokio::test]
@@ -226,18 +232,7 @@ async fn a_same_region_destination_that_a_rule_matches_is_skipped_as_a_loop() {
 
 #[tokio::test]
 async fn a_pending_only_put_secret_value_is_skipped() {
-    let moto = Moto::start();
-    let east = sm(&moto.endpoint(), "us-east-1").await;
-    let west = sm(&moto.endpoint(), "us-west-2").await;
-    let source = seed_secret(&east, "app/db", "v1").await;
-    let app = app_with(&west_copy(), &moto.endpoint()).await;
-    moto.reset_calls();
-
-    let doc = ok(app.handle(&event(fixture::PUT_PENDING, &source)).await);
-
-    assert_skipped(&doc, "not_current");
-    assert!(moto.calls().is_empty(), "{:?}", moto.calls());
-    assert!(!exists(&west, "app/db").await);
+    skipped_without_reading(fixture::PUT_PENDING, "not_current").await;
 }
 
 #[tokio::test]
