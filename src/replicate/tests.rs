@@ -876,6 +876,24 @@ async fn a_dry_run_reports_and_writes_nothing() {
     assert_eq!(json["size"], 7);
 }
 
+/// A DeleteSecret event for `app/db`, processed by a fresh container.
+async fn deletion(s: &FakeStores, c: &Config) -> Vec<Outcome> {
+    let r = delete_source(
+        s,
+        &Shared::new(25),
+        c,
+        &sref("app/db"),
+        Some("us-east-1"),
+        None,
+        false,
+    )
+    .await;
+    match r {
+        SourceResult::Outcomes(o) => o,
+        other => panic!("{other:?}"),
+    }
+}
+
 #[tokio::test]
 async fn deletion_follows_the_source_only_where_configured_and_owned() {
     let s = FakeStores::default();
@@ -889,19 +907,7 @@ async fn deletion_follows_the_source_only_where_configured_and_owned() {
     s.seed("us-east-1", "app/db", "v1", "one");
     run(&s, &Shared::new(25), &c, "app/db").await;
     s.edit(OWN, "us-east-1", "app/db", |d| d.deleted = true);
-    let r = delete_source(
-        &s,
-        &Shared::new(25),
-        &c,
-        &sref("app/db"),
-        Some("us-east-1"),
-        None,
-        false,
-    )
-    .await;
-    let SourceResult::Outcomes(o) = r else {
-        panic!("{r:?}")
-    };
+    let o = deletion(&s, &c).await;
     let by_region = |r: &str| {
         o.iter()
             .find(|x| x.destination.as_ref().unwrap().region == r)
@@ -917,19 +923,7 @@ async fn deletion_follows_the_source_only_where_configured_and_owned() {
 
     // A restored source brings its copy back (the next event converges on the source's state).
     s.edit(OWN, "us-east-1", "app/db", |d| d.deleted = false);
-    let r = delete_source(
-        &s,
-        &Shared::new(25),
-        &c,
-        &sref("app/db"),
-        Some("us-east-1"),
-        None,
-        false,
-    )
-    .await;
-    let SourceResult::Outcomes(o) = r else {
-        panic!("{r:?}")
-    };
+    let o = deletion(&s, &c).await;
     let restored = o
         .iter()
         .find(|x| x.destination.as_ref().unwrap().region == "us-west-2")
@@ -946,19 +940,7 @@ async fn deletion_never_touches_a_secret_this_source_does_not_own() {
     s.seed("us-east-1", "app/db", "v1", "one");
     s.seed("us-west-2", "app/db", "x", "not ours");
     s.edit(OWN, "us-east-1", "app/db", |d| d.deleted = true);
-    let r = delete_source(
-        &s,
-        &Shared::new(25),
-        &c,
-        &sref("app/db"),
-        Some("us-east-1"),
-        None,
-        false,
-    )
-    .await;
-    let SourceResult::Outcomes(o) = r else {
-        panic!("{r:?}")
-    };
+    let o = deletion(&s, &c).await;
     assert_eq!(o[0].reason.as_deref(), Some(reason::NOT_OWNED));
     assert!(!s.secret(OWN, "us-west-2", "app/db").unwrap().deleted);
 }
