@@ -128,7 +128,7 @@ pub fn is_manual(payload: &Value) -> bool {
 }
 
 fn parse_manual(payload: &Value) -> Result<Request, Error> {
-    let m: Manual = serde_json::from_value(payload.clone())
+    let m = Manual::deserialize(payload)
         .map_err(|e| Error::InvalidEvent(format!("manual payload: {e}")))?;
     let mut ids: Vec<String> = m.secret_id.into_iter().collect();
     ids.extend(m.secret_ids.unwrap_or_default());
@@ -171,7 +171,8 @@ fn parse_manual(payload: &Value) -> Result<Request, Error> {
 }
 
 fn parse_eventbridge(payload: &Value, me: &Identity) -> Result<Request, Error> {
-    let ev: EventBridgeEvent<Map<String, Value>> = serde_json::from_value(payload.clone())
+    // Read in place: the payload is not cloned (it can carry large CloudTrail details).
+    let ev = EventBridgeEvent::<Map<String, Value>>::deserialize(payload)
         .map_err(|e| Error::InvalidEvent(format!("EventBridge event: {e}")))?;
     let detail = &ev.detail;
     let detail_type = ev.detail_type.as_str();

@@ -26,6 +26,9 @@ pub const MAX_ROUNDS: usize = 3;
 /// Secrets Manager's limit of tags per secret.
 pub const MAX_TAGS: usize = 50;
 
+/// Attempts at moving AWSCURRENT onto a written version when the label keeps moving under us.
+pub const LABEL_ROUNDS: usize = 3;
+
 /// Skip reasons decided here.
 pub mod reason {
     pub const SOURCE_DELETED: &str = "source_deleted";
@@ -615,12 +618,37 @@ impl<T: SecretStore> Writer<'_, T> {
         Ok((Action::Label, written.version_id))
     }
 
+    /// UpdateSecretVersionStage, naming the version seen holding AWSCURRENT. When the label is
+    /// no longer there (InvalidParameterException: another invocation moved it, or this call's
+    /// own first attempt did and its answer was lost before the SDK retried), look again: done
+    /// if the label is already on `to`, otherwise move it from where it is now, for at most
+    /// [`LABEL_ROUNDS`] rounds.
     async fn move_current(&self, to: &str, from: Option<&str>) -> Result<(), Failure> {
-        self.limit().await;
-        self.store
-            .make_current(self.name(), to, from)
-            .await
-            .map_err(|e| (Action::Label, e))
+        let mut from = from.map(str::to_string);
+        let mut round = 1;
+        loop {
+            self.limit().await;
+            match self
+                .store
+                .make_current(self.name(), to, from.as_deref())
+                .await
+            {
+                Ok(()) => return Ok(()),
+                Err(e) if e.is_aws("InvalidParameterException") && round < LABEL_ROUNDS => {
+                    round += 1;
+                    from = self
+                        .store
+                        .describe(self.name())
+                        .await
+                        .map_err(|e| (Action::Label, e))?
+                        .and_then(|d| d.current_version);
+                    if from.as_deref() == Some(to) {
+                        return Ok(());
+                    }
+                }
+                Err(e) => return Err((Action::Label, e)),
+            }
+        }
     }
 
     async fn put_resolving_collision(&self, token: &str) -> Result<Written, Failure> {

@@ -285,18 +285,21 @@ pub struct NoRetryOnLimitExceeded;
 
 impl ClassifyRetry for NoRetryOnLimitExceeded {
     fn classify_retry(&self, ctx: &InterceptorContext) -> RetryAction {
-        let Some(resp) = ctx.response() else {
+        // The SDK runs the classifiers on every response, successes included (twice: once more
+        // to decide whether to drop the connection), so look at nothing but error statuses.
+        let Some(resp) = ctx.response().filter(|r| r.status().as_u16() == 400) else {
             return RetryAction::NoActionIndicated;
         };
         let header = resp
             .headers()
             .get("x-amzn-errortype")
             .is_some_and(|h| h.starts_with("LimitExceededException"));
-        let body = resp
-            .body()
-            .bytes()
-            .is_some_and(|b| contains(b, b"LimitExceededException"));
-        if resp.status().as_u16() == 400 && (header || body) {
+        if header
+            || resp
+                .body()
+                .bytes()
+                .is_some_and(|b| contains(b, b"LimitExceededException"))
+        {
             RetryAction::RetryForbidden
         } else {
             RetryAction::NoActionIndicated

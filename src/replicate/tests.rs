@@ -58,6 +58,8 @@ struct World {
     assumed: usize,
     /// Runs once, right after the next successful create or put.
     after_write: Option<fn(&mut World)>,
+    /// Runs once, as the next UpdateSecretVersionStage arrives (before it is checked).
+    before_stage: Option<fn(&mut World)>,
 }
 
 #[derive(Debug, Clone)]
@@ -210,6 +212,9 @@ impl SecretStore for Fake {
     async fn make_current(&self, id: &str, to: &str, from: Option<&str>) -> Result<(), Error> {
         let key = self.key(id);
         let mut w = self.enter("UpdateSecretVersionStage", id)?;
+        if let Some(hook) = w.before_stage.take() {
+            hook(&mut w);
+        }
         let s = w
             .secrets
             .get_mut(&key)
@@ -534,6 +539,111 @@ async fn awscurrent_is_moved_back_onto_the_token_after_a_hand_edit() {
         s.value(OWN, "us-west-2", "dr/app/db").as_deref(),
         Some("one")
     );
+}
+
+/// A destination whose AWSCURRENT was moved by hand to a version named "hand".
+async fn hand_edited(s: &FakeStores, shared: &Shared, c: &Config) {
+    s.seed("us-east-1", "app/db", "v1", "one");
+    run(s, shared, c, "app/db").await;
+    s.edit(OWN, "us-west-2", "dr/app/db", |d| {
+        d.add("hand", SecretValue::String("by hand".into()))
+    });
+    s.calls();
+}
+
+#[tokio::test]
+async fn a_label_move_whose_lost_answer_is_retried_is_not_a_failure() {
+    let s = FakeStores::default();
+    let shared = Shared::new(25);
+    let c = config(WEST).await;
+    hand_edited(&s, &shared, &c).await;
+    // The first attempt moved the label, its answer was lost, and the SDK's retry finds the
+    // label gone from "hand": AWS answers InvalidParameterException.
+    s.world.lock().unwrap().before_stage = Some(|w: &mut World| {
+        for s in w
+            .secrets
+            .values_mut()
+            .filter(|s| s.arn.contains("dr/app/db"))
+        {
+            for v in &mut s.versions {
+                v.stages.retain(|st| st != AWSCURRENT);
+            }
+            if let Some(v) = s
+                .versions
+                .iter_mut()
+                .find(|v| v.id != "hand" && v.id != "v1")
+            {
+                v.stages.push(AWSCURRENT.into());
+            }
+        }
+    });
+    let o = run(&s, &shared, &c, "app/db").await;
+    assert_eq!(
+        (o[0].status, o[0].action),
+        (Status::Replicated, Action::Label)
+    );
+    assert_eq!(
+        s.value(OWN, "us-west-2", "dr/app/db").as_deref(),
+        Some("one")
+    );
+    let stage_calls = s
+        .calls()
+        .iter()
+        .filter(|c| c.starts_with("UpdateSecretVersionStage"))
+        .count();
+    assert_eq!(
+        stage_calls, 1,
+        "no second move once the label is where it should be"
+    );
+}
+
+#[tokio::test]
+async fn a_label_moved_by_someone_else_meanwhile_is_moved_from_where_it_is_now() {
+    let s = FakeStores::default();
+    let shared = Shared::new(25);
+    let c = config(WEST).await;
+    hand_edited(&s, &shared, &c).await;
+    // Between our look and our move, another hand edit takes the label.
+    s.world.lock().unwrap().before_stage = Some(|w: &mut World| {
+        for s in w
+            .secrets
+            .values_mut()
+            .filter(|s| s.arn.contains("dr/app/db"))
+        {
+            s.add("hand2", SecretValue::String("by hand again".into()));
+        }
+    });
+    let o = run(&s, &shared, &c, "app/db").await;
+    assert_eq!(
+        (o[0].status, o[0].action),
+        (Status::Replicated, Action::Label)
+    );
+    assert_eq!(
+        s.value(OWN, "us-west-2", "dr/app/db").as_deref(),
+        Some("one")
+    );
+}
+
+#[tokio::test]
+async fn a_label_that_keeps_moving_fails_after_bounded_rounds() {
+    let s = FakeStores::default();
+    let shared = Shared::new(25);
+    let c = config(WEST).await;
+    hand_edited(&s, &shared, &c).await;
+    s.fail(
+        "UpdateSecretVersionStage",
+        "dr/app/db",
+        "InvalidParameterException",
+        10,
+    );
+    let o = run(&s, &shared, &c, "app/db").await;
+    assert_eq!((o[0].status, o[0].action), (Status::Failed, Action::Label));
+    let stage_calls = s
+        .calls()
+        .iter()
+        .filter(|c| c.starts_with("UpdateSecretVersionStage"))
+        .count();
+    assert_eq!(stage_calls, crate::replicate::LABEL_ROUNDS);
 }
 
 #[tokio::test]

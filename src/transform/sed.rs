@@ -856,9 +856,13 @@ impl Subst {
                 }
             }
         } else {
-            for caps in re.captures_iter(input) {
-                let Some(m) = caps.get(0) else { continue };
-                if !run.step(self, m, &caps, vars)? {
+            let mut groups = Locations {
+                input,
+                locs: re.capture_locations(),
+            };
+            let mut matches = CaptureMatches::new(input);
+            while let Some(m) = matches.next(&re, &mut groups.locs) {
+                if !run.step(self, m, &groups, vars)? {
                     break;
                 }
             }
@@ -908,9 +912,52 @@ impl Groups for regex::Match<'_> {
     }
 }
 
-impl Groups for regex::Captures<'_> {
+/// The groups of the current match, in capture locations reused from match to match.
+struct Locations<'h> {
+    input: &'h str,
+    locs: regex::CaptureLocations,
+}
+
+impl Groups for Locations<'_> {
     fn group(&self, i: usize) -> &str {
-        self.get(i).map_or("", |m| m.as_str())
+        self.locs.get(i).map_or("", |(s, e)| &self.input[s..e])
+    }
+}
+
+/// The matches of `Regex::captures_iter`, without its allocation per match: each match's
+/// groups go into one reused [`regex::CaptureLocations`]. The iteration rule is the regex
+/// crate's: search on from the end of the previous match, and skip an empty match right where
+/// the previous match ended by searching again one character further.
+struct CaptureMatches<'h> {
+    input: &'h str,
+    at: usize,
+    last_end: Option<usize>,
+}
+
+impl<'h> CaptureMatches<'h> {
+    fn new(input: &'h str) -> Self {
+        CaptureMatches {
+            input,
+            at: 0,
+            last_end: None,
+        }
+    }
+
+    fn next(&mut self, re: &Regex, locs: &mut regex::CaptureLocations) -> Option<regex::Match<'h>> {
+        loop {
+            if self.at > self.input.len() {
+                return None;
+            }
+            let m = re.captures_read_at(locs, self.input, self.at)?;
+            if m.is_empty() && Some(m.end()) == self.last_end {
+                let step = self.input[m.end()..].chars().next()?.len_utf8();
+                self.at = m.end() + step;
+                continue;
+            }
+            self.at = m.end();
+            self.last_end = Some(m.end());
+            return Some(m);
+        }
     }
 }
 
@@ -975,6 +1022,14 @@ impl CaseConv {
     }
 
     fn push(&mut self, out: &mut String, s: &str) {
+        if self.next.is_none() && s.is_ascii() {
+            match self.mode {
+                Some(true) => out.extend(s.bytes().map(|b| char::from(b.to_ascii_uppercase()))),
+                Some(false) => out.extend(s.bytes().map(|b| char::from(b.to_ascii_lowercase()))),
+                None => out.push_str(s),
+            }
+            return;
+        }
         for ch in s.chars() {
             match self.next.take().or(self.mode) {
                 Some(true) => out.extend(ch.to_uppercase()),

@@ -153,6 +153,16 @@ impl Moto {
         self.post_ok("/moto-api/reset");
     }
 
+    /// Stops recording requests (a timing run then measures moto without its recorder).
+    pub fn stop_recording(&self) {
+        self.post_ok("/moto-api/recorder/stop-recording");
+    }
+
+    /// Starts recording requests again.
+    pub fn start_recording(&self) {
+        self.post_ok("/moto-api/recorder/start-recording");
+    }
+
     /// Clears the request log.
     pub fn reset_calls(&self) {
         self.post_ok("/moto-api/recorder/reset-recording");

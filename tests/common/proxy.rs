@@ -1,7 +1,12 @@
 //! Fault-injecting HTTP/1.1 reverse proxy: makes "AWS" answer the way moto can't
-//! (AccessDenied, throttling, 5xx, connection resets, delays).
+//! (AccessDenied, throttling, 5xx, connection resets, lost responses, delays). Every injected
+//! fault is logged ([`FaultProxy::fault_log`]), and so is every 5xx that moto itself answered
+//! ([`FaultProxy::upstream_errors`]), so that a test can tell which failures it caused.
 
-use super::{Framing, Headers, bad, chunk_size, framing, header, identify, parse_head, status_of};
+use super::{
+    Framing, Headers, bad, chunk_size, credential_scope, framing, header, identify, parse_head,
+    status_of,
+};
 use std::collections::HashMap;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -30,6 +35,13 @@ pub enum Fault {
     },
     /// Close the client connection abruptly (RST via `SO_LINGER` 0), no response.
     Reset,
+    /// Forward the request (so it takes effect upstream), then reset the client connection
+    /// instead of answering: a lost response. The client's retry repeats a request that
+    /// already happened.
+    ResetAfterForward,
+    /// Forward normally and try no later rule: exempts the matching requests from the rules
+    /// added after this one. Not a fault (not counted, not logged).
+    Pass,
     /// Wait, then forward normally.
     Delay(Duration),
     /// Bare status with an empty body (e.g. 503).
@@ -76,6 +88,19 @@ impl Fault {
         )
     }
 
+    /// A short name for logs: the AWS error code, `HTTP <status>`, `Reset`,
+    /// `ResetAfterForward`, `Delay` or `Pass`.
+    pub fn name(&self) -> String {
+        match self {
+            Fault::JsonError { code, .. } | Fault::QueryError { code, .. } => code.clone(),
+            Fault::Status(status) => format!("HTTP {status}"),
+            Fault::Reset => "Reset".into(),
+            Fault::ResetAfterForward => "ResetAfterForward".into(),
+            Fault::Delay(_) => "Delay".into(),
+            Fault::Pass => "Pass".into(),
+        }
+    }
+
     /// Wire response for the error kinds.
     fn response(&self) -> Vec<u8> {
         let n = REQUEST_IDS.fetch_add(1, Ordering::Relaxed);
@@ -111,7 +136,9 @@ impl Fault {
                 (*status, vec![h("Content-Type", "text/xml")], body)
             }
             Fault::Status(status) => (*status, vec![], String::new()),
-            Fault::Reset | Fault::Delay(_) => unreachable!("not a response fault"),
+            Fault::Reset | Fault::ResetAfterForward | Fault::Delay(_) | Fault::Pass => {
+                unreachable!("not a response fault")
+            }
         };
         headers.push(h("x-amzn-RequestId", &id));
         encode(
@@ -235,26 +262,76 @@ fn h(k: &str, v: &str) -> (String, String) {
     (k.into(), v.into())
 }
 
+/// One request the proxy did something about: an injected fault ([`FaultProxy::fault_log`])
+/// or a 5xx answer of the upstream that it passed on ([`FaultProxy::upstream_errors`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Logged {
+    /// Signing name (`secretsmanager`, `sts`, ...).
+    pub service: String,
+    /// Operation, e.g. `PutSecretValue`.
+    pub op: String,
+    /// Signing region from the SigV4 credential scope (empty if unsigned).
+    pub region: String,
+    /// [`Fault::name`] of the injected fault; for an upstream error, `HTTP <status>`.
+    pub fault: String,
+    /// Request body (lossy UTF-8).
+    pub body: String,
+}
+
 #[derive(Default)]
 struct Shared {
     rules: Mutex<Vec<Rule>>,
     /// op → (hits, faults)
     counts: Mutex<HashMap<String, (usize, usize)>>,
+    faults: Mutex<Vec<Logged>>,
+    upstream_errors: Mutex<Vec<Logged>>,
 }
 
 impl Shared {
-    fn decide(&self, service: &str, op: &str, body: &[u8]) -> Option<Fault> {
+    fn decide(&self, service: &str, op: &str, region: &str, body: &[u8]) -> Option<Fault> {
         let fault = self
             .rules
             .lock()
             .unwrap()
             .iter_mut()
-            .find_map(|r| r.fire(service, op, body));
+            .find_map(|r| r.fire(service, op, body))
+            .filter(|f| !matches!(f, Fault::Pass));
         let mut counts = self.counts.lock().unwrap();
         let c = counts.entry(op.to_string()).or_default();
         c.0 += 1;
         c.1 += usize::from(fault.is_some());
+        if let Some(f) = &fault {
+            self.faults
+                .lock()
+                .unwrap()
+                .push(logged(service, op, region, f.name(), body));
+        }
         fault
+    }
+
+    /// Forwards, logging a 5xx answer (moto's own, or the proxy's 502/504 when moto failed).
+    async fn forward(
+        &self,
+        upstream: SocketAddr,
+        req: &Message,
+        (service, op, region): (&str, &str, &str),
+    ) -> Vec<u8> {
+        let (status, resp) = forward(upstream, req).await;
+        if status >= 500 {
+            let entry = logged(service, op, region, format!("HTTP {status}"), &req.body);
+            self.upstream_errors.lock().unwrap().push(entry);
+        }
+        resp
+    }
+}
+
+fn logged(service: &str, op: &str, region: &str, fault: String, body: &[u8]) -> Logged {
+    Logged {
+        service: service.into(),
+        op: op.into(),
+        region: region.into(),
+        fault,
+        body: String::from_utf8_lossy(body).into_owned(),
     }
 }
 
@@ -348,6 +425,76 @@ impl FaultProxy {
     pub fn reset_counts(&self) {
         self.shared.counts.lock().unwrap().clear();
     }
+
+    /// Every fault injected so far (a [`Fault::Delay`] included, [`Fault::Pass`] not), in
+    /// order.
+    pub fn fault_log(&self) -> Vec<Logged> {
+        self.shared.faults.lock().unwrap().clone()
+    }
+
+    /// Every 5xx answer the proxy forwarded from upstream (or made up because upstream failed:
+    /// 502, 504), in order. Not injected faults: moto's own.
+    pub fn upstream_errors(&self) -> Vec<Logged> {
+        self.shared.upstream_errors.lock().unwrap().clone()
+    }
+
+    /// Empties [`FaultProxy::fault_log`] and [`FaultProxy::upstream_errors`].
+    pub fn clear_logs(&self) {
+        self.shared.faults.lock().unwrap().clear();
+        self.shared.upstream_errors.lock().unwrap().clear();
+    }
+
+    /// Adds the "chaos mix" for every request: about `share` of all requests (0..1) get one of
+    /// seven faults, in equal parts: throttling, an internal error (500), a bare 503, a
+    /// connection reset, a lost response ([`Fault::ResetAfterForward`]), and a delay of 50 ms or
+    /// 250 ms (then forwarded). The two errors speak the service's protocol: JSON
+    /// `ThrottlingException` / `InternalServiceError` for Secrets Manager and KMS, awsQuery
+    /// `Throttling` / `InternalFailure` for STS. Deterministic for a given `seed` and request
+    /// order. Appended after the existing rules, which keep precedence.
+    pub fn chaos(&self, share: f64, seed: u64) {
+        type Kind = fn(&str) -> Fault;
+        let kinds: [Kind; 7] = [
+            |svc| match svc {
+                "sts" => Fault::query_error(400, "Throttling", "Rate exceeded"),
+                _ => Fault::throttling(),
+            },
+            |svc| match svc {
+                "sts" => Fault::query_error(500, "InternalFailure", "Internal failure"),
+                _ => Fault::internal_error(),
+            },
+            |_| Fault::Status(503),
+            |_| Fault::Reset,
+            |_| Fault::ResetAfterForward,
+            |_| Fault::Delay(Duration::from_millis(50)),
+            |_| Fault::Delay(Duration::from_millis(250)),
+        ];
+        let each = share.clamp(0.0, 1.0) / kinds.len() as f64;
+        for (i, kind) in kinds.into_iter().enumerate() {
+            // Rules fire in order: the i-th applicable rule sees only the requests no earlier
+            // rule took, so its own probability is its share of what is left.
+            let left = 1.0 - each * i as f64;
+            let p = if left > 0.0 { each / left } else { 0.0 };
+            let seed = |n: u64| splitmix(seed ^ (8 * i as u64 + n).wrapping_mul(0x9E37_79B9));
+            if i < 2 {
+                // Protocol-specific errors: one rule per service.
+                for (n, svc) in ["secretsmanager", "kms", "sts"].into_iter().enumerate() {
+                    let rule = Rule::new(Match::service(svc), kind(svc));
+                    self.add_rule(rule.probability(p).seed(seed(n as u64 + 1)));
+                }
+            } else {
+                let rule = Rule::new(Match::any(), kind(""));
+                self.add_rule(rule.probability(p).seed(seed(0)));
+            }
+        }
+    }
+}
+
+/// SplitMix64: spreads nearby seeds apart (xorshift needs non-trivial state).
+fn splitmix(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 impl Drop for FaultProxy {
@@ -373,17 +520,24 @@ async fn serve(conn: TcpStream, upstream: SocketAddr, shared: Arc<Shared>) {
     while let Ok(Some(req)) = read_message(&mut conn, false).await {
         let path = req.start.split(' ').nth(1).unwrap_or("/");
         let (service, op) = identify(&req.headers, path, &req.body);
-        let resp = match shared.decide(&service, &op, &req.body) {
+        let region = credential_scope(&req.headers).map_or(String::new(), |s| s.region);
+        let what = (service.as_str(), op.as_str(), region.as_str());
+        let resp = match shared.decide(&service, &op, &region, &req.body) {
             Some(Fault::Reset) => {
+                let _ = conn.get_ref().set_zero_linger();
+                return;
+            }
+            Some(Fault::ResetAfterForward) => {
+                shared.forward(upstream, &req, what).await;
                 let _ = conn.get_ref().set_zero_linger();
                 return;
             }
             Some(Fault::Delay(d)) => {
                 tokio::time::sleep(d).await;
-                forward(upstream, &req).await
+                shared.forward(upstream, &req, what).await
             }
             Some(fault) => fault.response(),
-            None => forward(upstream, &req).await,
+            None => shared.forward(upstream, &req, what).await,
         };
         let close =
             header(&req.headers, "connection").is_some_and(|v| v.eq_ignore_ascii_case("close"));
@@ -393,8 +547,9 @@ async fn serve(conn: TcpStream, upstream: SocketAddr, shared: Arc<Shared>) {
     }
 }
 
-/// Forwards on a fresh upstream connection; a 502 if upstream fails or takes > 60 s.
-async fn forward(upstream: SocketAddr, req: &Message) -> Vec<u8> {
+/// Forwards on a fresh upstream connection; a 502 if upstream fails, a 504 if it takes > 60 s.
+/// Returns the status and the encoded response.
+async fn forward(upstream: SocketAddr, req: &Message) -> (u16, Vec<u8>) {
     let attempt = async {
         let mut up = BufReader::new(TcpStream::connect(upstream).await?);
         let mut headers = strip_hop_by_hop(&req.headers);
@@ -407,16 +562,25 @@ async fn forward(upstream: SocketAddr, req: &Message) -> Vec<u8> {
             .ok_or_else(|| bad("upstream closed without response"))
     };
     match tokio::time::timeout(Duration::from_secs(60), attempt).await {
-        Ok(Ok(resp)) => encode(&resp.start, &strip_hop_by_hop(&resp.headers), &resp.body),
-        Ok(Err(e)) => encode(
-            "HTTP/1.1 502 Bad Gateway",
-            &[],
-            format!("fault proxy: {e}").as_bytes(),
+        Ok(Ok(resp)) => (
+            status_of(&resp.start).unwrap_or(502),
+            encode(&resp.start, &strip_hop_by_hop(&resp.headers), &resp.body),
         ),
-        Err(_) => encode(
-            "HTTP/1.1 504 Gateway Timeout",
-            &[],
-            b"fault proxy: upstream timeout",
+        Ok(Err(e)) => (
+            502,
+            encode(
+                "HTTP/1.1 502 Bad Gateway",
+                &[],
+                format!("fault proxy: {e}").as_bytes(),
+            ),
+        ),
+        Err(_) => (
+            504,
+            encode(
+                "HTTP/1.1 504 Gateway Timeout",
+                &[],
+                b"fault proxy: upstream timeout",
+            ),
         ),
     }
 }

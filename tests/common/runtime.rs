@@ -34,6 +34,8 @@ struct State {
     /// When the first `/next` arrived (the function finished init).
     first_next: Option<Instant>,
     next_id: u64,
+    /// Time each invocation is given (the `lambda-runtime-deadline-ms` header).
+    budget: Duration,
 }
 
 /// The fake Runtime API.
@@ -43,11 +45,23 @@ pub struct FakeRuntime {
 }
 
 impl FakeRuntime {
-    /// Listens on a free loopback port; serves connections on background threads.
+    /// Listens on a free loopback port; serves connections on background threads. Each
+    /// invocation gets 30 s.
     pub fn start() -> FakeRuntime {
+        FakeRuntime::with_budget(Duration::from_secs(30))
+    }
+
+    /// Like [`FakeRuntime::start`], with `budget` from hand-out to deadline per invocation.
+    pub fn with_budget(budget: Duration) -> FakeRuntime {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind fake runtime");
         let addr = listener.local_addr().expect("local addr");
-        let state: Arc<(Mutex<State>, Condvar)> = Arc::default();
+        let state = Arc::new((
+            Mutex::new(State {
+                budget,
+                ..State::default()
+            }),
+            Condvar::new(),
+        ));
         let st = state.clone();
         thread::spawn(move || {
             for conn in listener.incoming() {
@@ -168,7 +182,7 @@ fn serve(conn: TcpStream, state: Arc<(Mutex<State>, Condvar)>) {
                 .duration_since(std::time::UNIX_EPOCH)
                 .unwrap()
                 .as_millis()
-                + 30_000;
+                + s.budget.as_millis();
             format!(
                 "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nlambda-runtime-aws-request-id: {id}\r\nlambda-runtime-deadline-ms: {deadline}\r\nlambda-runtime-invoked-function-arn: arn:aws:lambda:us-east-1:123456789012:function:secret-replicator\r\nlambda-runtime-trace-id: Root=1-00000000-000000000000000000000000\r\ncontent-length: {}\r\n\r\n{event}",
                 event.len()

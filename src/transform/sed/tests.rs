@@ -351,3 +351,58 @@ s "(${SECRET_NAME})" "\\U\\1\\0" g2
 "#
     );
 }
+
+/// Every match and group as `CaptureMatches` yields them.
+fn our_matches(re: &Regex, input: &str) -> Vec<Vec<Option<(usize, usize)>>> {
+    let mut locs = re.capture_locations();
+    let mut it = CaptureMatches::new(input);
+    let mut out = Vec::new();
+    while let Some(m) = it.next(re, &mut locs) {
+        assert_eq!(locs.get(0), Some((m.start(), m.end())));
+        out.push((0..locs.len()).map(|i| locs.get(i)).collect());
+    }
+    out
+}
+
+/// The same, as the regex crate's `captures_iter` yields them.
+fn regex_matches(re: &Regex, input: &str) -> Vec<Vec<Option<(usize, usize)>>> {
+    re.captures_iter(input)
+        .map(|c| c.iter().map(|g| g.map(|m| (m.start(), m.end()))).collect())
+        .collect()
+}
+
+#[test]
+fn capture_matches_follow_the_regex_crates_iteration_on_empty_and_unicode_matches() {
+    let cases = [
+        (r"x*", "axxbx"),
+        (r"(b*)", "abbcb"),
+        (r"\b", "ab cd"),
+        (r"(?m)^", "a\nb\n"),
+        (r"(?m)$", "a\nb\n"),
+        (r"(é?)", "aéé日b"),
+        (r"(\w+)|()", "日本 x"),
+        (r"(a|)(b?)", "abab ba"),
+        (r"", ""),
+        (r"(user|role)=(\w+)", "user=admin role=app user="),
+    ];
+    for (pattern, input) in cases {
+        let re = Regex::new(pattern).unwrap();
+        assert_eq!(
+            our_matches(&re, input),
+            regex_matches(&re, input),
+            "{pattern:?} on {input:?}"
+        );
+    }
+}
+
+proptest::proptest! {
+    #[test]
+    fn capture_matches_equal_captures_iter(
+        pattern in r"(\(?[abé.]?[*+?]?\)?\|?){0,4}(\\b|\$|\^)?",
+        input in r"[abé日 \n]{0,12}",
+    ) {
+        if let Ok(re) = Regex::new(&pattern) {
+            proptest::prop_assert_eq!(our_matches(&re, &input), regex_matches(&re, &input));
+        }
+    }
+}
