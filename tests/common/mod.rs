@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod app;
+pub mod cfn;
 pub mod moto;
 pub mod proxy;
 pub mod runtime;
