@@ -6,6 +6,7 @@
 pub mod app;
 pub mod cfn;
 pub mod moto;
+pub mod policies;
 pub mod proxy;
 pub mod runtime;
 

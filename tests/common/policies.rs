@@ -1,0 +1,121 @@
+//! The IAM policies the integration suites run under (SPEC §11), in one place: `template.yaml`'s
+//! function role and `iam/destination-role.yaml`'s destination role, resolved by
+//! [`super::cfn`] for the test accounts. The corrected moto enforces them (actions and scoped
+//! resources; it does not evaluate conditions), and the static policy tests evaluate the same
+//! documents with their conditions against the calls the suites recorded.
+#![allow(dead_code)]
+
+use super::cfn::{Stack, load_cfn, resolve_in, root, template};
+use serde_json::Value;
+
+/// The function's own account: sources, same-account destinations, configured keys.
+pub const SOURCE_ACCOUNT: &str = "123456789012";
+/// The cross-account destination of the suites.
+pub const DEST_ACCOUNT: &str = "222233334444";
+/// The function's region (the stack's `AWS::Region`).
+pub const REGION: &str = "us-east-1";
+/// The function's execution role as the template creates it: on the `secret-replicator/`
+/// path, with a generated name.
+pub const FUNCTION_ROLE_ARN: &str =
+    "arn:aws:iam::123456789012:role/secret-replicator/secret-replicator-FunctionRole-TEST";
+/// The destination role of `iam/destination-role.yaml` in [`DEST_ACCOUNT`].
+pub const DEST_ROLE_ARN: &str = "arn:aws:iam::222233334444:role/secret-replicator-destination";
+/// The external id the destination role requires (configs name it in `external_id`).
+pub const EXTERNAL_ID: &str = "secret-replicator-test-external-id";
+
+/// The template parameters of the suites' function stack. Broad enough for every name and
+/// region the suites use in the source account; the actions, the statement structure and the
+/// scoping of roles and keys are the template's own.
+pub fn function_params() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("ReplicatorConfigFile", "replicator.json"),
+        (
+            "SourceSecretArnPattern",
+            "arn:aws:secretsmanager:*:123456789012:secret:*",
+        ),
+        (
+            "DestinationSecretArnPattern",
+            "arn:aws:secretsmanager:*:123456789012:secret:*",
+        ),
+        ("DestinationRoleArns", DEST_ROLE_ARN),
+        ("KmsKeyArns", "arn:aws:kms:*:123456789012:key/*"),
+    ]
+}
+
+/// The parameters of the suites' destination-role stack in [`DEST_ACCOUNT`].
+pub fn destination_params() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("FunctionRoleArn", FUNCTION_ROLE_ARN),
+        ("ExternalId", EXTERNAL_ID),
+        (
+            "DestinationSecretArnPattern",
+            "arn:aws:secretsmanager:*:222233334444:secret:*",
+        ),
+        ("KmsKeyArns", "arn:aws:kms:*:222233334444:key/*"),
+    ]
+}
+
+/// The function stack as CloudFormation would create it for [`function_params`].
+pub fn function_stack() -> Stack {
+    resolve_in(&template(), &function_params(), SOURCE_ACCOUNT, REGION)
+}
+
+/// The destination-role stack as CloudFormation would create it for [`destination_params`].
+pub fn destination_stack() -> Stack {
+    let t = load_cfn(&root().join("iam/destination-role.yaml"));
+    resolve_in(&t, &destination_params(), DEST_ACCOUNT, REGION)
+}
+
+/// Every statement of a role resource's inline policies (`Policies[].PolicyDocument`) and of
+/// the managed or standalone policies attached to it in the same stack
+/// (`AWS::IAM::Policy`/`AWS::IAM::ManagedPolicy` naming it in `Roles`).
+pub fn role_statements(stack: &Stack, role: &str) -> Vec<Value> {
+    let mut out = Vec::new();
+    let r = stack.get(role);
+    for p in r["Properties"]["Policies"].as_array().into_iter().flatten() {
+        out.extend(statements(&p["PolicyDocument"]));
+    }
+    let reference = format!("<{role}>");
+    for (_, res) in stack.resources.iter() {
+        let ty = res["Type"].as_str().unwrap_or_default();
+        if ty != "AWS::IAM::Policy" && ty != "AWS::IAM::ManagedPolicy" {
+            continue;
+        }
+        let roles = res["Properties"]["Roles"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        if roles.iter().any(|x| x.as_str() == Some(reference.as_str())) {
+            out.extend(statements(&res["Properties"]["PolicyDocument"]));
+        }
+    }
+    out
+}
+
+/// The trust policy (`AssumeRolePolicyDocument`) statements of a role resource.
+pub fn trust_statements(stack: &Stack, role: &str) -> Vec<Value> {
+    statements(&stack.get(role)["Properties"]["AssumeRolePolicyDocument"])
+}
+
+fn statements(doc: &Value) -> Vec<Value> {
+    match &doc["Statement"] {
+        Value::Array(a) => a.clone(),
+        Value::Object(_) => vec![doc["Statement"].clone()],
+        _ => Vec::new(),
+    }
+}
+
+/// The function role's identity-policy statements for the suites.
+pub fn function_policy() -> Vec<Value> {
+    role_statements(&function_stack(), "FunctionRole")
+}
+
+/// The destination role's identity-policy statements for the suites.
+pub fn destination_policy() -> Vec<Value> {
+    role_statements(&destination_stack(), "DestinationRole")
+}
+
+/// The destination role's trust-policy statements for the suites.
+pub fn destination_trust() -> Vec<Value> {
+    trust_statements(&destination_stack(), "DestinationRole")
+}
