@@ -1,15 +1,18 @@
 //! The handler: payload → request → per-source replication → result document. Everything
-//! expensive (configuration, compiled transforms, SDK clients, credentials) is built once in
-//! `App::new` and shared by every invocation of the container.
+//! expensive (configuration, compiled transforms, SDK clients, credentials) is built once, by
+//! [`build`] (the composition root `main.rs` and `cli.rs` share) and `App::new`, and shared by
+//! every invocation of the container.
 
-use crate::config::{self, Config, ConfigSource, Settings, TextFetcher};
-use crate::event::SecretRef;
+use crate::aws::AwsStores;
+use crate::config::{self, Config, TextFetcher};
 use crate::event::{self, Identity, Invocation, Work};
 use crate::metrics::Metrics;
-use crate::outcome::{Error, Outcome, Report};
-use crate::replicate::{self, Job, Mode, Shared, SourceResult};
+use crate::outcome::{Action, Error, ErrorKind, Outcome, Report};
+use crate::replicate::backfill::Backfill;
+use crate::replicate::{ContainerState, Job, Known, Mode, Replicator, Scope, SourceResult};
 use crate::secret::SecretValue;
-use crate::store::{SecretStore, Stores};
+use crate::settings::{ConfigSource, Settings};
+use crate::store::{ReadSecrets, Stores};
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Instant;
@@ -50,9 +53,25 @@ impl<S: Stores> TextFetcher for OwnSecrets<'_, S> {
     }
 }
 
-struct Loaded {
-    config: Arc<Config>,
-    at: Instant,
+/// The configuration as last loaded.
+enum Loaded {
+    Ready {
+        config: Arc<Config>,
+        at: Instant,
+    },
+    /// Never loaded: `error` says why (a read that failed retriably, tried again by the next
+    /// invocation; or, after such a retry, an invalid document, read again after the TTL).
+    Failed {
+        error: Error,
+        at: Instant,
+    },
+}
+
+/// Builds the function for the process: the AWS configuration from the standard chains, the
+/// clients, then the [`App`]. `Err` only for a configuration that is invalid as written.
+pub async fn build(settings: Settings, metrics: Metrics) -> Result<App<AwsStores>, Error> {
+    let stores = AwsStores::new(crate::aws::sdk_config().await, &settings.function_name);
+    App::new(settings, stores, metrics).await
 }
 
 /// Everything an invocation needs, built once per container.
@@ -60,25 +79,39 @@ pub struct App<S: Stores> {
     settings: Settings,
     identity: Identity,
     stores: S,
-    shared: Shared,
+    state: ContainerState,
     config: RwLock<Loaded>,
     metrics: Metrics,
 }
 
 impl<S: Stores> App<S> {
     /// Loads and validates the configuration (every transform compiled) and keeps the clients.
+    /// An invalid configuration is an error (the container answers InvalidConfig); one whose
+    /// secrets could not be read yet (throttled, timed out, 5xx: SPEC §10) is tried again by
+    /// the next invocations, which answer the read's retriable error meanwhile.
     pub async fn new(settings: Settings, stores: S, metrics: Metrics) -> Result<Self, Error> {
-        let config = config::load(&settings, &OwnSecrets(&stores)).await?;
+        let loaded = match config::load(&settings, &OwnSecrets(&stores)).await {
+            Ok(c) => Loaded::Ready {
+                config: Arc::new(c),
+                at: Instant::now(),
+            },
+            Err(e) if e.kind() == ErrorKind::InvalidConfig => return Err(e),
+            Err(error) => {
+                tracing::error!(error = %error, "configuration not loaded; later invocations try again");
+                metrics.config_reload_failed();
+                Loaded::Failed {
+                    error,
+                    at: Instant::now(),
+                }
+            }
+        };
         Ok(App {
             identity: Identity {
                 function_name: settings.function_name.clone(),
                 role_arn: settings.role_arn.clone(),
             },
-            shared: Shared::new(settings.write_tps),
-            config: RwLock::new(Loaded {
-                config: Arc::new(config),
-                at: Instant::now(),
-            }),
+            state: ContainerState::new(settings.write_tps, settings.concurrency),
+            config: RwLock::new(loaded),
             settings,
             stores,
             metrics,
@@ -87,29 +120,62 @@ impl<S: Stores> App<S> {
 
     /// The configuration. One that reads secrets (`REPLICATOR_CONFIG_SECRET`, `secret:`
     /// transforms) is re-read once its TTL has passed; a reload that fails keeps the last good
-    /// configuration.
-    async fn config(&self) -> Arc<Config> {
+    /// configuration. One never loaded is tried again now (a read failure), or after the TTL
+    /// (an invalid document).
+    async fn config(&self) -> Result<Arc<Config>, Error> {
         let ttl = self.settings.config_ttl;
         {
             let loaded = self.config.read().await;
-            let reads_secrets = matches!(self.settings.source, ConfigSource::Secret { .. })
-                || loaded.config.reads_secrets;
-            if !reads_secrets || loaded.at.elapsed() < ttl {
-                return loaded.config.clone();
+            match &*loaded {
+                Loaded::Ready { config, at } => {
+                    if !(reads_secrets(&self.settings) || config.reads_secrets)
+                        || at.elapsed() < ttl
+                    {
+                        return Ok(config.clone());
+                    }
+                }
+                Loaded::Failed { error, at }
+                    if error.kind() == ErrorKind::InvalidConfig && at.elapsed() < ttl =>
+                {
+                    return Err(error.clone());
+                }
+                Loaded::Failed { .. } => {}
             }
         }
         let mut loaded = self.config.write().await;
-        if loaded.at.elapsed() >= ttl {
-            match config::load(&self.settings, &OwnSecrets(&self.stores)).await {
-                Ok(c) => loaded.config = Arc::new(c),
-                Err(e) => {
+        let due = match &*loaded {
+            Loaded::Ready { at, .. } => at.elapsed() >= ttl,
+            Loaded::Failed { error, at } => {
+                error.kind() != ErrorKind::InvalidConfig || at.elapsed() >= ttl
+            }
+        };
+        if due {
+            let result = config::load(&self.settings, &OwnSecrets(&self.stores)).await;
+            let now = Instant::now();
+            *loaded = match (result, &*loaded) {
+                (Ok(c), _) => Loaded::Ready {
+                    config: Arc::new(c),
+                    at: now,
+                },
+                (Err(e), Loaded::Ready { config, .. }) => {
                     tracing::error!(error = %e, "configuration reload failed; keeping the last good configuration");
                     self.metrics.config_reload_failed();
+                    Loaded::Ready {
+                        config: config.clone(),
+                        at: now,
+                    }
                 }
-            }
-            loaded.at = Instant::now();
+                (Err(error), Loaded::Failed { .. }) => {
+                    tracing::error!(error = %error, "configuration still not loaded");
+                    self.metrics.config_reload_failed();
+                    Loaded::Failed { error, at: now }
+                }
+            };
         }
-        loaded.config.clone()
+        match &*loaded {
+            Loaded::Ready { config, .. } => Ok(config.clone()),
+            Loaded::Failed { error, .. } => Err(error.clone()),
+        }
     }
 
     /// Handles one invocation payload.
@@ -128,162 +194,90 @@ impl<S: Stores> App<S> {
             Ok(r) => r,
             Err(e) => return finish(invocation_of(payload), Report::top_level(&e)),
         };
+        let report = match self.run(&request, deadline).await {
+            Ok(report) => report,
+            Err(e) => Report::top_level(&e),
+        };
+        self.metrics.emit(&report, self.stores.take_throttled());
+        finish(request.invocation, report)
+    }
+
+    async fn run(
+        &self,
+        request: &event::Request,
+        deadline: Option<Instant>,
+    ) -> Result<Report, Error> {
         let region = request
             .region
             .as_deref()
             .or(self.settings.region.as_deref());
-        let report = match &request.work {
-            Work::Skip { source, reason } => {
-                tracing::info!(source = %source, reason, "skipped");
-                Report::from_results(vec![Outcome::skipped(source, None, reason)], vec![])
-            }
+        let mode = if request.dry_run {
+            Mode::Plan
+        } else {
+            Mode::Write
+        };
+        if let Work::Skip { source, reason } = &request.work {
+            return Ok(skipped(source, *reason));
+        }
+        let config = self.config().await?;
+        let replicator = Replicator {
+            stores: &self.stores,
+            state: &self.state,
+            config: &config,
+            retry: self.stores.retry_policy(),
+        };
+        let job = |scope| Job { mode, scope };
+        Ok(match &request.work {
+            Work::Skip { source, reason } => skipped(source, *reason),
             Work::Replicate(secrets) => {
-                let config = self.config().await;
-                let job = Job {
-                    mode: mode(&request),
-                    ..Job::VALUE
-                };
+                // Boxed: the SDK's futures are deep; boxing keeps each one's layout apart.
                 let runs = secrets.iter().map(|s| {
-                    // Boxed: the SDK's futures are deep; boxing keeps each one's layout apart.
-                    Box::pin(replicate::replicate_source(
-                        &self.stores,
-                        &self.shared,
-                        &config,
-                        s,
-                        region,
-                        job,
-                    ))
+                    Box::pin(replicator.source(s, region, job(Scope::Value), Known::default()))
                 });
                 let results = futures::future::join_all(runs).await;
                 report_of(results, secrets.len())
             }
             Work::ReplicateWithMetadata(secret) | Work::SyncTags(secret) => {
-                let config = self.config().await;
-                let job = Job {
-                    mode: mode(&request),
-                    value: matches!(request.work, Work::ReplicateWithMetadata(_)),
-                    metadata: true,
+                let scope = if matches!(request.work, Work::SyncTags(_)) {
+                    Scope::Metadata
+                } else {
+                    Scope::Both
                 };
-                let result = Box::pin(replicate::replicate_source(
-                    &self.stores,
-                    &self.shared,
-                    &config,
-                    secret,
-                    region,
-                    job,
-                ))
-                .await;
-                report_of(vec![result], 1)
+                let run = replicator.source(secret, region, job(scope), Known::default());
+                report_of(vec![Box::pin(run).await], 1)
             }
-            Work::Delete(secret) => {
-                let config = self.config().await;
-                let result = Box::pin(replicate::delete_source(
-                    &self.stores,
-                    &self.shared,
-                    &config,
+            Work::Delete(secret, window) => {
+                let result = Box::pin(replicator.delete(
                     secret,
                     region,
                     request.account.as_deref(),
+                    *window,
                     request.dry_run,
                 ))
                 .await;
                 report_of(vec![result], 1)
             }
             Work::All => {
-                let config = self.config().await;
-                Box::pin(self.all(&config, region, deadline, request.dry_run)).await
+                let Backfill { results, remaining } =
+                    Box::pin(replicator.all(region, deadline, request.dry_run)).await?;
+                let mut report = report_of(results, usize::MAX);
+                report.remaining = remaining;
+                report
             }
-        };
-        self.metrics.emit(&report, self.stores.take_throttled());
-        finish(request.invocation, report)
+        })
     }
 }
 
-fn mode(request: &event::Request) -> Mode {
-    if request.dry_run {
-        Mode::Plan
-    } else {
-        Mode::Write
-    }
+/// An event that asks for nothing: one skipped result, no destination.
+fn skipped(source: &str, reason: crate::outcome::SkipReason) -> Report {
+    tracing::info!(source = %source, reason = reason.as_str(), "skipped");
+    Report::from_results(vec![Outcome::skipped(source, None, reason)], vec![])
 }
 
-/// Secrets read at once by `all` (writes are paced by the rate limiter).
-pub const ALL_CONCURRENCY: usize = 8;
-
-impl<S: Stores> App<S> {
-    /// Every source secret some rule matches (ListSecrets), replicas (marker tag) and secrets
-    /// scheduled for deletion left out; each destination compared first and written only where
-    /// it differs. Stops starting new secrets at the deadline minus max(1 s, 10% of the time
-    /// left at the start), so that it answers in time; the rest goes to `remaining`.
-    async fn all(
-        &self,
-        config: &Config,
-        region: Option<&str>,
-        deadline: Option<Instant>,
-        dry_run: bool,
-    ) -> Report {
-        use futures::StreamExt;
-        let started = Instant::now();
-        let cutoff = deadline.map(|d| {
-            let left = d.saturating_duration_since(started);
-            d.checked_sub(std::cmp::max(std::time::Duration::from_secs(1), left / 10))
-                .unwrap_or(started)
-        });
-        let listed = match self.stores.own(region).list().await {
-            Ok(l) => l,
-            Err(e) => return Report::top_level(&e),
-        };
-        let candidates: Vec<_> = listed
-            .into_iter()
-            .filter(|s| {
-                !s.deleted
-                    && !s.tags.iter().any(|(k, _)| k == replicate::MARKER_TAG)
-                    && config.matches_any(&s.name)
-            })
-            .collect();
-        let job = Job {
-            mode: if dry_run { Mode::Plan } else { Mode::Compare },
-            value: true,
-            metadata: true,
-        };
-        let runs = futures::stream::iter(candidates).map(|s| async move {
-            if cutoff.is_some_and(|c| Instant::now() >= c) {
-                return Err(s.name);
-            }
-            let secret = SecretRef {
-                id: s.arn,
-                name: Some(s.name),
-            };
-            Ok(Box::pin(replicate::replicate_source(
-                &self.stores,
-                &self.shared,
-                config,
-                &secret,
-                region,
-                job,
-            ))
-            .await)
-        });
-        let done: Vec<Result<SourceResult, String>> =
-            runs.buffered(ALL_CONCURRENCY).collect().await;
-        let mut results = Vec::new();
-        let mut remaining = Vec::new();
-        for d in done {
-            match d {
-                Ok(r) => results.push(r),
-                Err(name) => remaining.push(name),
-            }
-        }
-        if !remaining.is_empty() {
-            tracing::warn!(
-                remaining = remaining.len(),
-                "all: stopped before the deadline; the next run picks up the rest"
-            );
-        }
-        let mut report = report_of(results, usize::MAX);
-        report.remaining = remaining;
-        report
-    }
+/// Whether the configuration reads secrets when it loads (its document, or may name
+/// `secret:` transforms through one).
+fn reads_secrets(settings: &Settings) -> bool {
+    matches!(settings.source, ConfigSource::Secret { .. })
 }
 
 fn report_of(results: Vec<SourceResult>, sources: usize) -> Report {
@@ -298,12 +292,7 @@ fn report_of(results: Vec<SourceResult>, sources: usize) -> Report {
             }
             SourceResult::Failed { source, error } => {
                 tracing::warn!(source = %source, error = %error, "source read failed");
-                outcomes.push(Outcome::failed(
-                    source,
-                    None,
-                    crate::outcome::Action::None,
-                    &error,
-                ));
+                outcomes.push(Outcome::failed(source, None, Action::None, &error));
             }
         }
     }

@@ -3,10 +3,10 @@
 //! Exit codes: 0 success; 1 the work failed (a failed replication, an invalid config, a
 //! transform error); 2 a usage error.
 
-use crate::app::App;
-use crate::config::{self, Config, Env, NoFetcher, Settings, TextFetcher};
+use crate::aws::AwsStores;
+use crate::config::{self, Config, NoFetcher, TextFetcher};
 use crate::metrics::Metrics;
-use crate::store::{self, AwsStores};
+use crate::settings::{self, ConfigSource, Env, Settings};
 use crate::transform::{self, LoadVars, Vars};
 use std::io::Read;
 use std::process::ExitCode;
@@ -137,8 +137,7 @@ async fn invoke(
     payload: &serde_json::Value,
 ) -> Result<(crate::outcome::Report, bool), crate::outcome::Report> {
     let settings = Settings::from_env(&env).map_err(|e| crate::outcome::Report::top_level(&e))?;
-    let stores = AwsStores::new(store::sdk_config().await, &settings.function_name);
-    let app = App::new(settings, stores, Metrics { enabled: false })
+    let app = crate::app::build(settings, Metrics { enabled: false })
         .await
         .map_err(|e| crate::outcome::Report::top_level(&e))?;
     Ok(match app.handle(payload).await {
@@ -248,7 +247,7 @@ pub fn table(report: &crate::outcome::Report) -> String {
             o.error
                 .as_ref()
                 .map(|e| format!("{}: {}", e.kind.as_str(), e.message))
-                .or_else(|| o.reason.clone())
+                .or_else(|| o.reason.map(|r| r.as_str().to_string()))
                 .unwrap_or_default(),
         ]);
     }
@@ -317,7 +316,7 @@ async fn transform_cmd(args: &[String]) -> Result<ExitCode, Usage> {
             serde_json::Value::String(r.clone())
         };
         let loaded = if needs_aws {
-            let stores = AwsStores::new(store::sdk_config().await, config::DEFAULT_FUNCTION_NAME);
+            let stores = own_stores().await;
             config::load_transform(&reference, &load_vars, &crate::app::OwnSecrets(&stores)).await
         } else {
             config::load_transform(&reference, &load_vars, &NoFetcher).await
@@ -360,7 +359,7 @@ async fn validate(env: Env, args: &[String]) -> Result<ExitCode, Usage> {
         },
         None => match Settings::from_env(&env) {
             Ok(settings) => {
-                let aws = matches!(settings.source, config::ConfigSource::Secret { .. });
+                let aws = matches!(settings.source, ConfigSource::Secret { .. });
                 with_fetcher(aws, |fetcher| async move {
                     config::load(&settings, &fetcher).await
                 })
@@ -402,11 +401,18 @@ where
     Fut: std::future::Future<Output = Result<Config, crate::outcome::Error>>,
 {
     if aws {
-        let stores = AwsStores::new(store::sdk_config().await, config::DEFAULT_FUNCTION_NAME);
-        f(Fetcher::Aws(Box::new(stores))).await
+        f(Fetcher::Aws(Box::new(own_stores().await))).await
     } else {
         f(Fetcher::None).await
     }
+}
+
+/// Clients with the operator's own credentials, from the standard AWS chains.
+async fn own_stores() -> AwsStores {
+    AwsStores::new(
+        crate::aws::sdk_config().await,
+        settings::DEFAULT_FUNCTION_NAME,
+    )
 }
 
 /// Either no secret access or the function's own credentials.

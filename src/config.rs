@@ -1,264 +1,21 @@
 //! Configuration (SPEC §2): one model, supplied inline, from a file, from a secret, or by the
-//! single-destination env shorthand. This is the only module that reads the environment.
+//! single-destination env shorthand.
 //!
-//! Loading is two steps: `Settings::from_env` decides where the document comes from (pure), and
-//! `load` turns document text into a validated `Config`, compiling every transform it names.
+//! Loading is two steps: `settings::Settings::from_env` decides where the document comes from
+//! (pure), and `load` turns document text into a validated `Config`, compiling every transform
+//! it names.
 //! Every error names the field (`rules[0].destinations[1].region`, or the env variable of the
 //! shorthand) and all errors of a document are reported together.
 
 use crate::outcome::Error;
+use crate::settings::{ConfigSource, Settings, Shorthand};
 use crate::transform::{self, Chain, LoadVars, Template, Transform, Vars};
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use serde::Deserialize;
 use serde_json::Value;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
-
-/// Default for `REPLICATOR_CONFIG_TTL_SECONDS`.
-pub const DEFAULT_CONFIG_TTL: Duration = Duration::from_secs(300);
-/// Default for `REPLICATOR_WRITE_TPS`: half of Secrets Manager's shared 50/s write quota.
-pub const DEFAULT_WRITE_TPS: u32 = 25;
-/// Session name and default function name outside Lambda.
-pub const DEFAULT_FUNCTION_NAME: &str = "secret-replicator";
-
-/// A snapshot of the environment variables, so that loading is testable without touching the
-/// process environment.
-#[derive(Debug, Clone, Default)]
-pub struct Env(HashMap<String, String>);
-
-impl Env {
-    /// The process environment (non-UTF-8 variables are ignored; none of ours can be).
-    pub fn from_process() -> Self {
-        Env(std::env::vars_os()
-            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
-            .collect())
-    }
-
-    /// From explicit pairs (tests, CLI overrides).
-    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
-        Env(pairs
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect())
-    }
-
-    /// A non-empty variable.
-    pub fn get(&self, key: &str) -> Option<&str> {
-        self.0
-            .get(key)
-            .map(String::as_str)
-            .filter(|v| !v.trim().is_empty())
-    }
-
-    /// Set or replace a variable.
-    pub fn set(&mut self, key: &str, value: &str) {
-        self.0.insert(key.to_string(), value.to_string());
-    }
-}
-
-/// True when the process runs under a Lambda runtime (AWS, `cargo lambda watch`).
-pub fn under_lambda_runtime(env: &Env) -> bool {
-    env.get("AWS_LAMBDA_RUNTIME_API").is_some()
-}
-
-/// Where the config document comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ConfigSource {
-    /// `REPLICATOR_CONFIG`
-    Inline(String),
-    /// `REPLICATOR_CONFIG_FILE`
-    File(String),
-    /// `REPLICATOR_CONFIG_SECRET`, re-read after the TTL.
-    Secret { id: String, ttl: Duration },
-    /// `DEST_REGION` and friends.
-    Shorthand(Shorthand),
-}
-
-/// The env shorthand for one destination.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Shorthand {
-    pub region: String,
-    pub name: Option<String>,
-    pub role_arn: Option<String>,
-    pub external_id: Option<String>,
-    pub kms_key_id: Option<String>,
-    pub transforms: Vec<String>,
-    pub matches: Vec<String>,
-}
-
-/// Process-wide settings, read once at start-up. Configuration errors are one per line.
-#[derive(Debug, Clone)]
-pub struct Settings {
-    pub source: ConfigSource,
-    /// `AWS_LAMBDA_FUNCTION_NAME`: the assumed-role session name and the loop-prevention key.
-    pub function_name: String,
-    /// `REPLICATOR_ROLE_ARN`: the function's own role, for loop prevention.
-    pub role_arn: Option<String>,
-    /// `REPLICATOR_WRITE_TPS`, per destination account and region.
-    pub write_tps: u32,
-    /// `AWS_REGION` / `AWS_DEFAULT_REGION`, when set (the SDK's region chain decides otherwise).
-    pub region: Option<String>,
-    /// `REPLICATOR_CONFIG_TTL_SECONDS`: how long a configuration that reads secrets (its own
-    /// document or `secret:` transforms) is kept before it is read again.
-    pub config_ttl: Duration,
-}
-
-const SHORTHAND_VARS: &[&str] = &[
-    "DEST_REGION",
-    "DEST_SECRET_NAME",
-    "DEST_ROLE_ARN",
-    "DEST_EXTERNAL_ID",
-    "DEST_KMS_KEY_ID",
-    "TRANSFORMS",
-    "SOURCE_MATCH",
-];
-
-impl Settings {
-    /// Reads and checks the settings. Errors name the variable.
-    pub fn from_env(env: &Env) -> Result<Settings, Error> {
-        let mut errors = Vec::new();
-        let shorthand_set: Vec<&str> = SHORTHAND_VARS
-            .iter()
-            .copied()
-            .filter(|k| env.get(k).is_some())
-            .collect();
-        let mut sources: Vec<&str> = [
-            "REPLICATOR_CONFIG",
-            "REPLICATOR_CONFIG_FILE",
-            "REPLICATOR_CONFIG_SECRET",
-        ]
-        .into_iter()
-        .filter(|k| env.get(k).is_some())
-        .collect();
-        if !shorthand_set.is_empty() {
-            sources.push("DEST_REGION (shorthand)");
-        }
-        let ttl = match env.get("REPLICATOR_CONFIG_TTL_SECONDS") {
-            None => DEFAULT_CONFIG_TTL,
-            Some(v) => match v.trim().parse::<u64>() {
-                Ok(n) if n > 0 => Duration::from_secs(n),
-                _ => {
-                    errors.push(format!(
-                        "REPLICATOR_CONFIG_TTL_SECONDS: expected a whole number of seconds > 0, got {v:?}"
-                    ));
-                    DEFAULT_CONFIG_TTL
-                }
-            },
-        };
-        let write_tps = match env.get("REPLICATOR_WRITE_TPS") {
-            None => DEFAULT_WRITE_TPS,
-            Some(v) => match v.trim().parse::<u32>() {
-                Ok(n) if (1..=50).contains(&n) => n,
-                _ => {
-                    errors.push(format!(
-                        "REPLICATOR_WRITE_TPS: expected a whole number from 1 to 50, got {v:?}"
-                    ));
-                    DEFAULT_WRITE_TPS
-                }
-            },
-        };
-        let role_arn = env.get("REPLICATOR_ROLE_ARN").map(str::to_string);
-        if let Some(arn) = role_arn.as_deref().filter(|a| role_account(a).is_none()) {
-            errors.push(format!(
-                "REPLICATOR_ROLE_ARN: expected an IAM role ARN (arn:aws:iam::123456789012:role/name), got {arn:?}"
-            ));
-        }
-        let source = match sources.as_slice() {
-            [] => {
-                errors.push(
-                    "configuration: none given; set one of REPLICATOR_CONFIG, REPLICATOR_CONFIG_FILE, \
-                     REPLICATOR_CONFIG_SECRET, or DEST_REGION (shorthand)"
-                        .to_string(),
-                );
-                None
-            }
-            [_] => {
-                if let Some(doc) = env.get("REPLICATOR_CONFIG") {
-                    Some(ConfigSource::Inline(doc.to_string()))
-                } else if let Some(path) = env.get("REPLICATOR_CONFIG_FILE") {
-                    Some(ConfigSource::File(path.to_string()))
-                } else if let Some(id) = env.get("REPLICATOR_CONFIG_SECRET") {
-                    Some(ConfigSource::Secret {
-                        id: id.to_string(),
-                        ttl,
-                    })
-                } else if let Some(region) = env.get("DEST_REGION") {
-                    Some(ConfigSource::Shorthand(Shorthand {
-                        region: region.trim().to_string(),
-                        name: env.get("DEST_SECRET_NAME").map(str::to_string),
-                        role_arn: env.get("DEST_ROLE_ARN").map(str::to_string),
-                        external_id: env.get("DEST_EXTERNAL_ID").map(str::to_string),
-                        kms_key_id: env.get("DEST_KMS_KEY_ID").map(str::to_string),
-                        transforms: split_list(env.get("TRANSFORMS")),
-                        matches: split_list(env.get("SOURCE_MATCH")),
-                    }))
-                } else {
-                    errors.push(format!(
-                        "DEST_REGION: required for the shorthand configuration ({} set)",
-                        shorthand_set.join(", ")
-                    ));
-                    None
-                }
-            }
-            many => {
-                errors.push(format!(
-                    "configuration: exactly one source allowed, got {}",
-                    many.join(" and ")
-                ));
-                None
-            }
-        };
-        match (source, errors.is_empty()) {
-            (Some(source), true) => Ok(Settings {
-                source,
-                function_name: env
-                    .get("AWS_LAMBDA_FUNCTION_NAME")
-                    .unwrap_or(DEFAULT_FUNCTION_NAME)
-                    .to_string(),
-                role_arn,
-                write_tps,
-                config_ttl: ttl,
-                region: env
-                    .get("AWS_REGION")
-                    .or_else(|| env.get("AWS_DEFAULT_REGION"))
-                    .map(str::to_string),
-            }),
-            _ => Err(Error::InvalidConfig(errors.join("\n"))),
-        }
-    }
-}
-
-/// Splits a comma-separated list, keeping commas inside `{...}`, `[...]` and quotes (an
-/// inline `{"sed": "s/a,b/c/"}` in `TRANSFORMS` stays one item).
-fn split_list(v: Option<&str>) -> Vec<String> {
-    let Some(s) = v else { return Vec::new() };
-    let (mut items, mut cur) = (Vec::new(), String::new());
-    let (mut depth, mut quoted, mut escaped) = (0usize, false, false);
-    for c in s.chars() {
-        match c {
-            _ if escaped => escaped = false,
-            '\\' if quoted => escaped = true,
-            '"' => quoted = !quoted,
-            '{' | '[' if !quoted => depth += 1,
-            '}' | ']' if !quoted => depth = depth.saturating_sub(1),
-            ',' if !quoted && depth == 0 => {
-                items.push(std::mem::take(&mut cur));
-                continue;
-            }
-            _ => {}
-        }
-        cur.push(c);
-    }
-    items.push(cur);
-    items
-        .iter()
-        .map(|i| i.trim())
-        .filter(|i| !i.is_empty())
-        .map(str::to_string)
-        .collect()
-}
 
 /// An IAM role to assume in a destination account.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -299,13 +56,29 @@ pub struct Rule {
     excludes: GlobSet,
     /// Replicate sources that are themselves replicas.
     pub chain: bool,
+    /// `tags`: every key the source must carry, with its value (None for `*`: any value).
+    pub tags: Vec<(String, Option<String>)>,
     pub destinations: Vec<Destination>,
 }
 
 impl Rule {
-    /// Whether this rule replicates the secret with this (friendly) name.
+    /// Whether this rule replicates the secret with this (friendly) name. A rule with `tags`
+    /// also needs [`Rule::tags_match`].
     pub fn matches(&self, name: &str) -> bool {
         self.matches.is_match(name) && !self.excludes.is_match(name)
+    }
+
+    /// Whether the rule selects its sources by tag (SPEC §2 `tags`).
+    pub fn has_tags(&self) -> bool {
+        !self.tags.is_empty()
+    }
+
+    /// Whether a source with these tags carries every tag the rule asks for.
+    pub fn tags_match(&self, tags: &[(String, String)]) -> bool {
+        self.tags.iter().all(|(key, want)| {
+            tags.iter()
+                .any(|(k, v)| k == key && want.as_ref().is_none_or(|w| w == v))
+        })
     }
 
     /// One example name per `match` pattern that the rule matches (for `validate`'s loop
@@ -363,16 +136,40 @@ pub trait TextFetcher: Send + Sync {
     fn fetch_text(&self, id: &str) -> impl Future<Output = Result<String, Error>> + Send;
 }
 
-/// Notes whether a load read any secret.
-struct Counting<'a, F> {
+/// Notes whether a load read any secret, and the first read that failed retriably (throttled,
+/// timed out, 5xx): that makes the configuration unreadable for now, not invalid (SPEC §10).
+/// A permanent failure (no such secret, access denied) is a configuration error.
+struct Recording<'a, F> {
     inner: &'a F,
-    used: &'a std::sync::atomic::AtomicBool,
+    used: std::sync::atomic::AtomicBool,
+    failed: std::sync::Mutex<Option<Error>>,
 }
 
-impl<F: TextFetcher> TextFetcher for Counting<'_, F> {
+impl<F: TextFetcher> TextFetcher for Recording<'_, F> {
     async fn fetch_text(&self, id: &str) -> Result<String, Error> {
         self.used.store(true, std::sync::atomic::Ordering::Relaxed);
-        self.inner.fetch_text(id).await
+        let r = self.inner.fetch_text(id).await;
+        if let Err(e @ Error::Aws(_)) = &r
+            && e.retry_class() == crate::outcome::RetryClass::Retriable
+        {
+            self.failed
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get_or_insert_with(|| unreadable(&format!("secret:{id}"), e));
+        }
+        r
+    }
+}
+
+/// A secret the configuration needs could not be read: the AWS error (its kind and retry class
+/// kept), its message naming what was being read.
+pub fn unreadable(what: &str, e: &Error) -> Error {
+    match e {
+        Error::Aws(a) => Error::Aws(crate::outcome::AwsError {
+            message: format!("cannot read {what}: {}", a.message),
+            ..a.clone()
+        }),
+        other => other.clone(),
     }
 }
 
@@ -405,6 +202,8 @@ struct RawRule {
     exclude: Vec<String>,
     #[serde(default)]
     chain: bool,
+    #[serde(default)]
+    tags: BTreeMap<String, String>,
     destinations: Vec<RawDestination>,
 }
 
@@ -485,6 +284,7 @@ pub async fn load_shorthand(s: &Shorthand, fetcher: &impl TextFetcher) -> Result
             },
             exclude: vec![],
             chain: false,
+            tags: BTreeMap::new(),
             destinations: vec![RawDestination {
                 region: Some(s.region.clone()),
                 account_role_arn: s.role_arn.clone(),
@@ -510,24 +310,31 @@ pub async fn load_shorthand(s: &Shorthand, fetcher: &impl TextFetcher) -> Result
 /// Loads the configuration named by the settings.
 pub async fn load(settings: &Settings, fetcher: &impl TextFetcher) -> Result<Config, Error> {
     match &settings.source {
-        ConfigSource::Inline(doc) => load_document(doc, fetcher)
-            .await
-            .map_err(|e| prefixed("REPLICATOR_CONFIG", &e)),
+        ConfigSource::Inline(doc) => load_document(doc, fetcher).await.map_err(|e| match e {
+            e @ Error::InvalidConfig(_) => prefixed("REPLICATOR_CONFIG", &e),
+            other => other,
+        }),
         ConfigSource::File(path) => {
             let text = std::fs::read_to_string(path).map_err(|e| {
                 Error::InvalidConfig(format!("REPLICATOR_CONFIG_FILE: cannot read {path}: {e}"))
             })?;
-            load_document(&text, fetcher)
-                .await
-                .map_err(|e| prefixed(path, &e))
+            load_document(&text, fetcher).await.map_err(|e| match e {
+                e @ Error::InvalidConfig(_) => prefixed(path, &e),
+                other => other,
+            })
         }
         ConfigSource::Secret { id, .. } => {
             let text = fetcher.fetch_text(id).await.map_err(|e| {
-                Error::InvalidConfig(format!("REPLICATOR_CONFIG_SECRET: cannot read {id}: {e}"))
+                if e.retry_class() == crate::outcome::RetryClass::Retriable {
+                    unreadable(&format!("REPLICATOR_CONFIG_SECRET {id}"), &e)
+                } else {
+                    Error::InvalidConfig(format!("REPLICATOR_CONFIG_SECRET: cannot read {id}: {e}"))
+                }
             })?;
-            load_document(&text, fetcher)
-                .await
-                .map_err(|e| prefixed(&format!("secret {id}"), &e))
+            load_document(&text, fetcher).await.map_err(|e| match e {
+                e @ Error::InvalidConfig(_) => prefixed(&format!("secret {id}"), &e),
+                other => other,
+            })
         }
         ConfigSource::Shorthand(s) => load_shorthand(s, fetcher).await,
     }
@@ -550,11 +357,12 @@ async fn build(
     fetcher: &impl TextFetcher,
 ) -> Result<Config, Error> {
     let mut errors = Vec::new();
-    let reads_secrets = std::sync::atomic::AtomicBool::new(false);
-    let fetcher = &Counting {
+    let recording = Recording {
         inner: fetcher,
-        used: &reads_secrets,
+        used: std::sync::atomic::AtomicBool::new(false),
+        failed: std::sync::Mutex::new(None),
     };
+    let fetcher = &recording;
     let mut rules = Vec::new();
     for (ri, rr) in raw.rules.into_iter().enumerate() {
         let rpath = format!("rules[{ri}]");
@@ -568,6 +376,7 @@ async fn build(
                 naming.field(&rpath, "destinations")
             ));
         }
+        let tags = rule_tags(&rr.tags, &naming.field(&rpath, "tags"), &mut errors);
         let mut destinations = Vec::new();
         for (di, rd) in rr.destinations.into_iter().enumerate() {
             let dpath = format!("{rpath}.destinations[{di}]");
@@ -582,12 +391,21 @@ async fn build(
                 matches,
                 excludes,
                 chain: rr.chain,
+                tags,
                 destinations,
             });
         }
     }
+    let failed = recording
+        .failed
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner());
+    if let Some(e) = failed {
+        // Read again later: the document may well be valid once its secrets can be read.
+        return Err(e);
+    }
     if errors.is_empty() {
-        let reads_secrets = reads_secrets.load(std::sync::atomic::Ordering::Relaxed);
+        let reads_secrets = recording.used.load(std::sync::atomic::Ordering::Relaxed);
         Ok(Config {
             rules,
             reads_secrets,
@@ -595,6 +413,34 @@ async fn build(
     } else {
         Err(Error::InvalidConfig(errors.join("\n")))
     }
+}
+
+/// A rule's `tags`: keys as Secrets Manager allows them (1 to 128 characters), values up to 256,
+/// `*` for any value.
+fn rule_tags(
+    raw: &BTreeMap<String, String>,
+    field: &str,
+    errors: &mut Vec<String>,
+) -> Vec<(String, Option<String>)> {
+    let mut out = Vec::new();
+    for (k, v) in raw {
+        if k.is_empty() || k.chars().count() > 128 {
+            errors.push(format!(
+                "{field}: a tag key is 1 to 128 characters, got {k:?}"
+            ));
+        } else if k.starts_with("aws:") {
+            errors.push(format!(
+                "{field}.{k}: aws: tags are reserved to AWS and cannot select sources"
+            ));
+        } else if v.chars().count() > 256 {
+            errors.push(format!(
+                "{field}.{k}: a tag value is at most 256 characters"
+            ));
+        } else {
+            out.push((k.clone(), (v != "*").then(|| v.clone())));
+        }
+    }
+    out
 }
 
 fn globs(patterns: &[String], field: &str, errors: &mut Vec<String>) -> Option<GlobSet> {
@@ -651,7 +497,7 @@ async fn destination(
             }
             None
         }
-        Some(arn) => match role_account(arn) {
+        Some(arn) => match crate::arn::role_account(arn) {
             None => {
                 errors.push(format!(
                     "{}: expected an IAM role ARN (arn:aws:iam::123456789012:role/name), got {arn:?}",
@@ -753,7 +599,7 @@ async fn destination(
         return None;
     }
     let name = name?;
-    let fingerprint = fingerprint(&canonical, &rd.variables);
+    let fingerprint = fingerprint(&canonical, &rd.variables, rd.kms_key_id.as_deref());
     Some(Destination {
         label: path.to_string(),
         region: rd.region,
@@ -770,18 +616,27 @@ async fn destination(
     })
 }
 
-/// The transform part of the version token: engine format, each transform's canonical text (the
-/// contents of `secret:` references included), and the destination's variable values.
-fn fingerprint(canonical: &[String], variables: &BTreeMap<String, String>) -> String {
-    if canonical.is_empty() {
-        return String::new();
+/// The destination part of the version token: engine format, each transform's canonical text
+/// (the contents of `secret:` references included), the destination's variable values, and the
+/// configured KMS key (a key change writes a new version, SPEC §8). Empty for a destination
+/// with neither transforms nor key.
+fn fingerprint(
+    canonical: &[String],
+    variables: &BTreeMap<String, String>,
+    kms_key_id: Option<&str>,
+) -> String {
+    let mut s = String::new();
+    if !canonical.is_empty() {
+        s = format!("format={};", transform::FORMAT_VERSION);
+        for c in canonical {
+            s.push_str(&format!("{}:{};", c.len(), c));
+        }
+        for (k, v) in variables {
+            s.push_str(&format!("{}={}:{};", k, v.len(), v));
+        }
     }
-    let mut s = format!("format={};", transform::FORMAT_VERSION);
-    for c in canonical {
-        s.push_str(&format!("{}:{};", c.len(), c));
-    }
-    for (k, v) in variables {
-        s.push_str(&format!("{}={}:{};", k, v.len(), v));
+    if let Some(k) = kms_key_id {
+        s.push_str(&format!("kms={}:{};", k.len(), k));
     }
     s
 }
@@ -844,23 +699,6 @@ fn valid_region(r: &str) -> bool {
             .iter()
             .all(|p| p.chars().all(|c| c.is_ascii_lowercase()))
         && parts[parts.len() - 1].chars().all(|c| c.is_ascii_digit())
-}
-
-/// The account of an IAM role ARN, or None when it is not one.
-pub fn role_account(arn: &str) -> Option<String> {
-    let parts: Vec<&str> = arn.splitn(6, ':').collect();
-    if parts.len() != 6 || parts[0] != "arn" || !parts[1].starts_with("aws") || parts[2] != "iam" {
-        return None;
-    }
-    let account = parts[4];
-    let resource = parts[5];
-    let name_ok = resource.strip_prefix("role/").is_some_and(|n| {
-        !n.is_empty()
-            && n.chars()
-                .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-/".contains(c))
-    });
-    (account.len() == 12 && account.chars().all(|c| c.is_ascii_digit()) && name_ok)
-        .then(|| account.to_string())
 }
 
 #[cfg(test)]

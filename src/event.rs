@@ -2,10 +2,11 @@
 //! events, the native "Secret Label Updated" event, and the manual payload, turned into a
 //! `Request`. Pure: no AWS calls, no configuration beyond the loop-prevention identity.
 
-use crate::outcome::Error;
+use crate::outcome::{Error, SkipReason};
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use serde::Deserialize;
 use serde_json::{Map, Value};
+use std::time::{Duration, SystemTime};
 
 /// Who this function is, for recognising events its own writes caused.
 #[derive(Debug, Clone)]
@@ -54,15 +55,55 @@ pub enum Work {
     ReplicateWithMetadata(SecretRef),
     /// TagResource / UntagResource: tags where destinations copy them.
     SyncTags(SecretRef),
-    /// DeleteSecret: follow the source's deletion where destinations ask for it.
-    Delete(SecretRef),
+    /// DeleteSecret: follow the source's deletion where destinations ask for it, with the
+    /// recovery window the event tells.
+    Delete(SecretRef, DeletionWindow),
     /// The manual `all`: every source secret some rule matches.
     All,
     /// Nothing to do: `source` names the secret (or event), `reason` says why.
-    Skip {
-        source: String,
-        reason: &'static str,
+    Skip { source: String, reason: SkipReason },
+}
+
+/// How long a source's deletion leaves (SPEC §5 DeleteSecret), as the event tells it; turned
+/// into the destination's recovery window at processing time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeletionWindow {
+    /// `responseElements.deletionDate`: when the source will be deleted.
+    At(SystemTime),
+    /// `requestParameters.recoveryWindowInDays` (30 when absent), counted from `eventTime`.
+    After {
+        days: i64,
+        since: Option<SystemTime>,
     },
+    /// `forceDeleteWithoutRecovery`: the source is gone; a replica gets the shortest window,
+    /// never a forced delete.
+    Forced,
+    /// No event tells (a listing cannot): the longest window.
+    Unknown,
+}
+
+/// The recovery windows DeleteSecret accepts.
+pub const MIN_WINDOW_DAYS: i64 = 7;
+pub const MAX_WINDOW_DAYS: i64 = 30;
+
+impl DeletionWindow {
+    /// The destination's recovery window at `now`: the days left, rounded up, within [7, 30].
+    pub fn days(&self, now: SystemTime) -> i64 {
+        let left = |until: SystemTime| {
+            let secs = until.duration_since(now).map(|d| d.as_secs()).unwrap_or(0);
+            secs.div_ceil(86_400) as i64
+        };
+        let days = match *self {
+            DeletionWindow::At(at) => left(at),
+            DeletionWindow::After { days, since } => match since {
+                Some(t) => left(t + Duration::from_secs(days.max(0) as u64 * 86_400)),
+                None => days,
+            },
+            DeletionWindow::Forced => MIN_WINDOW_DAYS,
+            DeletionWindow::Unknown => MAX_WINDOW_DAYS,
+        };
+        days.clamp(MIN_WINDOW_DAYS, MAX_WINDOW_DAYS)
+    }
 }
 
 /// A parsed invocation.
@@ -77,14 +118,6 @@ pub struct Request {
     pub account: Option<String>,
     /// `dryRun`: compute and report, write nothing.
     pub dry_run: bool,
-}
-
-/// Skip reasons.
-pub mod reason {
-    pub const CALL_FAILED: &str = "call_failed";
-    pub const SELF_CAUSED: &str = "self_caused";
-    pub const NOT_CURRENT: &str = "not_current";
-    pub const NOT_A_VALUE_CHANGE: &str = "not_a_value_change";
 }
 
 /// The manual payload (SPEC §6). Strict: a typo is an InvalidEvent, not a silent no-op.
@@ -205,12 +238,12 @@ fn parse_eventbridge(payload: &Value, me: &Identity) -> Result<Request, Error> {
                 id: id.to_string(),
                 name: str_field(detail, "name")
                     .map(str::to_string)
-                    .or_else(|| name_from_full_arn(id)),
+                    .or_else(|| crate::arn::secret_name_if_full(id)),
             };
             if str_field(detail, "labelUpdated") == Some("AWSCURRENT") {
                 Ok(request(Work::Replicate(vec![secret])))
             } else {
-                Ok(request(skip(&secret, reason::NOT_CURRENT)))
+                Ok(request(skip(&secret, SkipReason::NotCurrent)))
             }
         }
         "AWS API Call via CloudTrail" | "AWS Service Event via CloudTrail" => {
@@ -227,13 +260,19 @@ fn parse_eventbridge(payload: &Value, me: &Identity) -> Result<Request, Error> {
                 reason,
             };
             if detail.get("errorCode").is_some_and(|v| !v.is_null()) {
-                return Ok(request(skip_with(reason::CALL_FAILED)));
+                return Ok(request(skip_with(SkipReason::CallFailed)));
             }
             if caused_by_me(detail, me) {
-                return Ok(request(skip_with(reason::SELF_CAUSED)));
+                return Ok(request(skip_with(SkipReason::SelfCaused)));
             }
             let params = detail.get("requestParameters").and_then(Value::as_object);
+            let response = detail.get("responseElements").and_then(Value::as_object);
             let work = match event_name {
+                // A create that made no version (CloudTrail never records the value itself: the
+                // response's versionId tells): the PutSecretValue that follows replicates.
+                "CreateSecret" if response.is_some_and(|r| str_field(r, "versionId").is_none()) => {
+                    skip_with(SkipReason::NoValue)
+                }
                 "CreateSecret" | "RotationSucceeded" | "RestoreSecret" => {
                     replicate(secret, event_name)?
                 }
@@ -247,7 +286,7 @@ fn parse_eventbridge(payload: &Value, me: &Identity) -> Result<Request, Error> {
                     if current {
                         replicate(secret, event_name)?
                     } else {
-                        skip_with(reason::NOT_CURRENT)
+                        skip_with(SkipReason::NotCurrent)
                     }
                 }
                 "UpdateSecretVersionStage" => {
@@ -256,18 +295,18 @@ fn parse_eventbridge(payload: &Value, me: &Identity) -> Result<Request, Error> {
                     if stage == Some("AWSCURRENT") && moved_to.is_some() {
                         replicate(secret, event_name)?
                     } else {
-                        skip_with(reason::NOT_CURRENT)
+                        skip_with(SkipReason::NotCurrent)
                     }
                 }
-                "DeleteSecret" => Work::Delete(named(secret, event_name)?),
+                "DeleteSecret" => Work::Delete(named(secret, event_name)?, deletion_window(detail)),
                 "TagResource" | "UntagResource" => Work::SyncTags(named(secret, event_name)?),
-                _ => skip_with(reason::NOT_A_VALUE_CHANGE),
+                _ => skip_with(SkipReason::NotAValueChange),
             };
             Ok(request(work))
         }
         _ => Ok(request(Work::Skip {
             source: detail_type.to_string(),
-            reason: reason::NOT_A_VALUE_CHANGE,
+            reason: SkipReason::NotAValueChange,
         })),
     }
 }
@@ -280,7 +319,7 @@ fn named(secret: Option<SecretRef>, event_name: &str) -> Result<SecretRef, Error
     secret.ok_or_else(|| Error::InvalidEvent(format!("{event_name} event that names no secret")))
 }
 
-fn skip(secret: &SecretRef, reason: &'static str) -> Work {
+fn skip(secret: &SecretRef, reason: SkipReason) -> Work {
     Work::Skip {
         source: secret.id.clone(),
         reason,
@@ -302,7 +341,13 @@ fn cloudtrail_secret(detail: &Map<String, Value>) -> Option<SecretRef> {
     let service_id = detail
         .get("additionalEventData")
         .and_then(Value::as_object)
-        .and_then(|a| str_field(a, "SecretId"));
+        .and_then(|a| str_field(a, "SecretId"))
+        .or_else(|| {
+            detail
+                .get("serviceEventDetails")
+                .and_then(Value::as_object)
+                .and_then(|a| str_field(a, "secretId").or_else(|| str_field(a, "SecretId")))
+        });
     let response_name = response.and_then(|r| str_field(r, "name"));
 
     // Call with the full ARN when the response gives one: it names exactly this secret.
@@ -315,7 +360,7 @@ fn cloudtrail_secret(detail: &Map<String, Value>) -> Option<SecretRef> {
         .or(response_name)
         .map(str::to_string)
         .or_else(|| secret_id.and_then(name_from_id))
-        .or_else(|| response_arn.and_then(name_from_full_arn))
+        .or_else(|| response_arn.and_then(crate::arn::secret_name_if_full))
         .or_else(|| service_id.and_then(name_from_id));
     Some(SecretRef { id, name })
 }
@@ -323,16 +368,6 @@ fn cloudtrail_secret(detail: &Map<String, Value>) -> Option<SecretRef> {
 /// A plain id is the name; an ARN says nothing certain (it may be partial).
 fn name_from_id(id: &str) -> Option<String> {
     (!id.starts_with("arn:")).then(|| id.to_string())
-}
-
-/// The name inside a full secret ARN from `responseElements`: the resource part minus the fixed
-/// 7-character suffix (`-AbCdEf`). Only for ARNs AWS returned, which are always full.
-fn name_from_full_arn(arn: &str) -> Option<String> {
-    let resource = arn.splitn(7, ':').nth(6)?;
-    let (head, suffix) = resource.split_at_checked(resource.len().checked_sub(7)?)?;
-    let suffix_ok =
-        suffix.starts_with('-') && suffix[1..].chars().all(|c| c.is_ascii_alphanumeric());
-    (suffix_ok && !head.is_empty()).then(|| head.to_string())
 }
 
 /// An event caused by this function: an assumed-role session named after the function, and,
@@ -358,6 +393,33 @@ fn caused_by_me(detail: &Map<String, Value>, me: &Identity) -> bool {
                 == Some(role.as_str())
         }
     }
+}
+
+/// The recovery window a DeleteSecret event tells: `responseElements.deletionDate` (RFC 3339,
+/// or CloudTrail's `MMM d, yyyy[,] h:mm:ss a`), else `requestParameters.recoveryWindowInDays`
+/// (30 when absent) from `eventTime`; a forced delete is `Forced`.
+fn deletion_window(detail: &Map<String, Value>) -> DeletionWindow {
+    let params = detail.get("requestParameters").and_then(Value::as_object);
+    let forced = params
+        .and_then(|p| p.get("forceDeleteWithoutRecovery"))
+        .is_some_and(|v| v.as_bool() == Some(true) || v.as_str() == Some("true"));
+    if forced {
+        return DeletionWindow::Forced;
+    }
+    let date = detail
+        .get("responseElements")
+        .and_then(Value::as_object)
+        .and_then(|r| str_field(r, "deletionDate"))
+        .and_then(|d| crate::time::parse_rfc3339(d).or_else(|| crate::time::parse_cloudtrail(d)));
+    if let Some(at) = date {
+        return DeletionWindow::At(at);
+    }
+    let days = params
+        .and_then(|p| p.get("recoveryWindowInDays"))
+        .and_then(|v| v.as_i64().or_else(|| v.as_str()?.trim().parse().ok()))
+        .unwrap_or(MAX_WINDOW_DAYS);
+    let since = str_field(detail, "eventTime").and_then(crate::time::parse_rfc3339);
+    DeletionWindow::After { days, since }
 }
 
 fn str_field<'a>(obj: &'a Map<String, Value>, key: &str) -> Option<&'a str> {

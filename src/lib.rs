@@ -8,15 +8,18 @@
 //! operator's command line.
 
 pub mod app;
+pub mod arn;
+pub mod aws;
 pub mod cli;
 pub mod config;
-pub mod credentials;
 pub mod event;
 pub mod metrics;
 pub mod outcome;
 pub mod replicate;
 pub mod rules;
 pub mod secret;
+pub mod settings;
 pub mod store;
+pub mod time;
 pub mod token;
 pub mod transform;

@@ -2,10 +2,9 @@
 //! otherwise.
 
 use lambda_runtime::{LambdaEvent, service_fn};
-use secret_replicator::app::{self, App};
-use secret_replicator::config::{self, Env, Settings};
+use secret_replicator::app;
 use secret_replicator::metrics::Metrics;
-use secret_replicator::store::{self, AwsStores};
+use secret_replicator::settings::{self, Env, Settings};
 use serde_json::Value;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -16,7 +15,7 @@ use std::sync::Arc;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let env = Env::from_process();
-    if !config::under_lambda_runtime(&env) {
+    if !settings::under_lambda_runtime(&env) {
         return secret_replicator::cli::run(env, std::env::args().skip(1).collect()).await;
     }
     lambda_runtime::tracing::init_default_subscriber();
@@ -30,12 +29,8 @@ async fn main() -> ExitCode {
 }
 
 async fn serve(env: Env) -> Result<(), lambda_runtime::Error> {
-    let sdk = store::sdk_config().await;
     let app = match Settings::from_env(&env) {
-        Ok(settings) => {
-            let stores = AwsStores::new(sdk, &settings.function_name);
-            App::new(settings, stores, Metrics { enabled: true }).await
-        }
+        Ok(settings) => app::build(settings, Metrics { enabled: true }).await,
         Err(e) => Err(e),
     };
     if let Err(e) = &app {

@@ -12,22 +12,15 @@
 //! | `Failures` | Count | `[]`, `[ErrorKind]`, `[ErrorKind, DestinationRegion]` | every failed result, and a top-level error |
 //! | `ReplicationLatency` | Milliseconds | `[]`, `[DestinationRegion]` | `Outcome::duration_ms` |
 //! | `TransformedBytes` | Bytes | `[]`, `[DestinationRegion]` | `Outcome::bytes` (the size written, never the value) |
-//! | `ThrottledAttempts` | Count | `[]` | AWS call attempts answered with throttling (the SDK retries them), counted by [`ThrottleCounter`] |
+//! | `ThrottledAttempts` | Count | `[]` | AWS call attempts answered with throttling (the SDK retries them), counted by `aws::interceptors::ThrottleCounter` |
 //! | `ConfigReloadFailures` | Count | `[]` | a `REPLICATOR_CONFIG_SECRET` reload that kept the last good configuration |
 //!
 //! The `[DestinationRegion]` sets appear only on lines about a destination; `[]` is the
 //! dimensionless total an alarm can watch.
 
 use crate::outcome::{Outcome, Report, Status};
-use aws_smithy_runtime_api::box_error::BoxError;
-use aws_smithy_runtime_api::client::interceptors::Intercept;
-use aws_smithy_runtime_api::client::interceptors::context::FinalizerInterceptorContextRef;
-use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
-use aws_smithy_types::config_bag::ConfigBag;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The metric namespace.
 pub const NAMESPACE: &str = "SecretReplicator";
@@ -241,7 +234,7 @@ pub fn config_reload_failed_line(timestamp_ms: u64) -> String {
     )
 }
 
-/// `ThrottledAttempts` (`n`, taken from a [`ThrottleCounter`]) as one line; none when nothing
+/// `ThrottledAttempts` (`n`, taken from `aws::interceptors::ThrottleCounter`) as one line; none when nothing
 /// was throttled.
 pub fn throttle_lines(timestamp_ms: u64, n: u64) -> Vec<String> {
     if n == 0 {
@@ -253,80 +246,6 @@ pub fn throttle_lines(timestamp_ms: u64, n: u64) -> Vec<String> {
         &[vec![]],
         &[(name::THROTTLED_ATTEMPTS, "Count", json!(n))],
     )]
-}
-
-/// An SDK interceptor counting attempts that AWS answered with throttling (HTTP 429, or a 400
-/// whose error code is `ThrottlingException`, `Throttling` or `TooManyRequestsException`).
-/// Clones share one count: the SDK clients of a container each get a clone as interceptor, and
-/// the handler takes the count after each invocation (one invocation at a time per container).
-#[derive(Debug, Clone, Default)]
-pub struct ThrottleCounter(Arc<AtomicU64>);
-
-impl ThrottleCounter {
-    /// Counts one throttled attempt (what the interceptor does on a throttling answer).
-    pub fn record(&self) {
-        self.0.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// The count since the last `take`, resetting it.
-    pub fn take(&self) -> u64 {
-        self.0.swap(0, Ordering::Relaxed)
-    }
-}
-
-impl Intercept for ThrottleCounter {
-    fn name(&self) -> &'static str {
-        "ThrottleCounter"
-    }
-
-    fn read_after_attempt(
-        &self,
-        context: &FinalizerInterceptorContextRef<'_>,
-        _runtime_components: &RuntimeComponents,
-        _cfg: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        if let Some(resp) = context.response() {
-            let error_type = resp.headers().get("x-amzn-errortype");
-            if is_throttle(resp.status().as_u16(), error_type, resp.body().bytes()) {
-                self.record();
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Error codes that mean "slow down" (JSON protocols: Secrets Manager, KMS; query: STS).
-const THROTTLE_CODES: &[&str] = &[
-    "ThrottlingException",
-    "Throttling",
-    "TooManyRequestsException",
-];
-
-/// Whether a response is a throttling answer. `LimitExceededException` is a quota, not a
-/// throttle (it is not retried), and is not counted.
-fn is_throttle(status: u16, error_type: Option<&str>, body: Option<&[u8]>) -> bool {
-    if status == 429 {
-        return true;
-    }
-    if status != 400 {
-        return false;
-    }
-    if let Some(t) = error_type {
-        // `ThrottlingException:http://internal.amazon.com/coral/...`
-        let code = t.split(':').next().unwrap_or(t);
-        return THROTTLE_CODES.contains(&code);
-    }
-    let Some(body) = body else { return false };
-    THROTTLE_CODES.iter().any(|code| {
-        // JSON: "__type":"ThrottlingException" (possibly namespaced `...#ThrottlingException`);
-        // XML: <Code>Throttling</Code>.
-        contains(body, format!("{code}\"").as_bytes())
-            || contains(body, format!("<Code>{code}</Code>").as_bytes())
-    })
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 /// One EMF document: `dims` are the dimension values (root members), `sets` the dimension sets
@@ -505,7 +424,7 @@ mod tests {
                 replicated("us-west-2", "dr/app/db", 14, 120),
                 replicated("us-west-2", "dr/app/other", 20, 80),
                 failed,
-                Outcome::skipped("arn:src", None, "replica"),
+                Outcome::skipped("arn:src", None, crate::outcome::SkipReason::Replica),
             ],
             vec![],
         );
@@ -620,7 +539,7 @@ mod tests {
         );
         assert_eq!(doc[name::CONFIG_RELOAD_FAILURES], 1);
 
-        let counter = ThrottleCounter::default();
+        let counter = crate::aws::interceptors::ThrottleCounter::default();
         counter.clone().record();
         counter.record();
         let docs = parse(&throttle_lines(5, counter.take()));
@@ -632,38 +551,6 @@ mod tests {
         );
         assert_eq!(docs[0][name::THROTTLED_ATTEMPTS].as_u64(), Some(2));
         assert!(throttle_lines(5, 0).is_empty());
-    }
-
-    #[test]
-    fn throttling_answers_are_recognised() {
-        assert!(is_throttle(429, None, None));
-        assert!(is_throttle(
-            400,
-            Some(
-                "ThrottlingException:http://internal.amazon.com/coral/com.amazon.coral.availability/"
-            ),
-            None
-        ));
-        assert!(is_throttle(
-            400,
-            None,
-            Some(
-                br#"{"__type":"com.amazonaws.kms#ThrottlingException","message":"Rate exceeded"}"#
-            )
-        ));
-        assert!(is_throttle(
-            400,
-            None,
-            Some(b"<ErrorResponse><Error><Code>Throttling</Code></Error></ErrorResponse>")
-        ));
-        assert!(!is_throttle(400, Some("LimitExceededException"), None));
-        assert!(!is_throttle(
-            400,
-            None,
-            Some(br#"{"__type":"LimitExceededException"}"#)
-        ));
-        assert!(!is_throttle(500, None, Some(b"ThrottlingException\"")));
-        assert!(!is_throttle(200, None, None));
     }
 
     #[test]

@@ -112,6 +112,11 @@ pub enum Error {
     TooLarge(usize),
     #[error("{0}")]
     TransformFailed(String),
+    /// Secrets Manager contradicted itself (eventual consistency, SPEC §12): a write reported
+    /// done that a read does not show yet, or a create refused as existing that a describe does
+    /// not find. Retried after a short backoff; when it persists, retriable (502).
+    #[error("{0}")]
+    Inconsistent(String),
 }
 
 impl Error {
@@ -125,6 +130,7 @@ impl Error {
             Error::DestinationConflict(_) => ErrorKind::DestinationConflict,
             Error::TooLarge(_) => ErrorKind::TooLarge,
             Error::TransformFailed(_) => ErrorKind::TransformFailed,
+            Error::Inconsistent(_) => ErrorKind::ServiceError,
         }
     }
 
@@ -199,6 +205,110 @@ pub enum Action {
     None,
 }
 
+/// Why a result (or a whole event) was skipped: the `reason` of a `skipped` result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SkipReason {
+    /// The CloudTrail event records a call that failed (`detail.errorCode`).
+    CallFailed,
+    /// The event was caused by this function's own writes (loop prevention).
+    SelfCaused,
+    /// The event does not make a version current (AWSPENDING, a label other than AWSCURRENT).
+    NotCurrent,
+    /// The event changes nothing this function follows.
+    NotAValueChange,
+    /// The secret exists but has no current value yet (created without one).
+    NoValue,
+    /// No rule matches the secret (by name, or by tags).
+    NoMatchingRule,
+    /// The source's current version was written by a replicator and the rule does not chain.
+    Replica,
+    /// The destination would itself be a source of some rule in the same account and region.
+    Loop,
+    /// Another rule already writes this destination.
+    DuplicateDestination,
+    /// The source is scheduled for deletion.
+    SourceDeleted,
+    /// The destination does not follow deletions (`delete_with_source` off).
+    DeleteSyncOff,
+    /// The destination copies neither tags nor description.
+    TagSyncOff,
+    /// The destination is not owned by this source (never deleted).
+    NotOwned,
+    /// The destination does not exist.
+    Absent,
+}
+
+impl SkipReason {
+    /// The name in the result document and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SkipReason::CallFailed => "call_failed",
+            SkipReason::SelfCaused => "self_caused",
+            SkipReason::NotCurrent => "not_current",
+            SkipReason::NotAValueChange => "not_a_value_change",
+            SkipReason::NoValue => "no_value",
+            SkipReason::NoMatchingRule => "no_matching_rule",
+            SkipReason::Replica => "replica",
+            SkipReason::Loop => "loop",
+            SkipReason::DuplicateDestination => "duplicate_destination",
+            SkipReason::SourceDeleted => "source_deleted",
+            SkipReason::DeleteSyncOff => "delete_sync_off",
+            SkipReason::TagSyncOff => "tag_sync_off",
+            SkipReason::NotOwned => "not_owned",
+            SkipReason::Absent => "absent",
+        }
+    }
+}
+
+impl std::fmt::Display for SkipReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Action {
+    /// The name in the result document and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Create => "create",
+            Action::Update => "update",
+            Action::Label => "label",
+            Action::Kms => "kms",
+            Action::Tags => "tags",
+            Action::Description => "description",
+            Action::Delete => "delete",
+            Action::Restore => "restore",
+            Action::None => "none",
+        }
+    }
+
+    /// Which action a result reports when several things were done to one destination: the
+    /// one that says most about it (restore, create, update, label, kms, tags, description).
+    pub fn rank(self) -> u8 {
+        match self {
+            Action::Delete => 9,
+            Action::Restore => 8,
+            Action::Create => 7,
+            Action::Update => 6,
+            Action::Label => 5,
+            Action::Kms => 4,
+            Action::Tags => 3,
+            Action::Description => 2,
+            Action::None => 0,
+        }
+    }
+
+    /// The more telling of two actions.
+    pub fn max(self, other: Action) -> Action {
+        if other.rank() > self.rank() {
+            other
+        } else {
+            self
+        }
+    }
+}
+
 /// Where a result went.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq, Hash)]
 pub struct DestinationRef {
@@ -217,7 +327,7 @@ pub struct Outcome {
     pub status: Status,
     pub action: Action,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
+    pub reason: Option<SkipReason>,
     pub status_code: u16,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub version_id: Option<String>,
@@ -267,10 +377,10 @@ impl Outcome {
     pub fn skipped(
         source: impl Into<String>,
         destination: Option<DestinationRef>,
-        reason: &str,
+        reason: SkipReason,
     ) -> Self {
         Outcome {
-            reason: Some(reason.to_string()),
+            reason: Some(reason),
             ..Outcome::ok(source, destination, Status::Skipped, Action::None)
         }
     }

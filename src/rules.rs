@@ -1,8 +1,8 @@
 //! Which destinations a source goes to: rule matching, name templates, variables, and the
 //! loop checks that need no AWS call (SPEC §2, §3.3, §5). Pure.
 
-use crate::config::{Config, Destination, Rule};
-use crate::outcome::{Action, DestinationRef, Error, Outcome};
+use crate::config::{Config, Destination};
+use crate::outcome::{Action, DestinationRef, Error, Outcome, SkipReason};
 use crate::transform::Vars;
 
 /// The source as read at processing time.
@@ -12,13 +12,25 @@ pub struct Source {
     pub name: String,
     pub region: String,
     pub account: String,
+    /// Its tags, when read (rules with `tags` apply only to sources that carry them).
+    pub tags: Option<Vec<(String, String)>>,
+}
+
+/// Whether rules' `tags` filters apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tags {
+    /// Replication: a rule with `tags` applies only to a source carrying them.
+    Filter,
+    /// Deletion and restore: ownership decides, not tags (SPEC §2).
+    Ignore,
 }
 
 /// One destination to write, fully resolved.
 #[derive(Debug)]
 pub struct Target<'c> {
-    pub rule: &'c Rule,
     pub dest: &'c Destination,
+    /// The rule selects its sources by tag.
+    pub tag_rule: bool,
     pub at: DestinationRef,
     /// Every variable a transform of this destination may use.
     pub vars: Vars,
@@ -32,32 +44,24 @@ pub enum Planned<'c> {
     Done(Box<Outcome>),
 }
 
-/// Skip reasons decided here.
-pub mod reason {
-    pub const NO_MATCHING_RULE: &str = "no_matching_rule";
-    pub const REPLICA: &str = "replica";
-    pub const LOOP: &str = "loop";
-    pub const DUPLICATE_DESTINATION: &str = "duplicate_destination";
-}
-
-/// The account in an ARN (`arn:partition:service:region:account:...`).
-pub fn arn_account(arn: &str) -> Option<&str> {
-    arn.split(':')
-        .nth(4)
-        .filter(|a| a.len() == 12 && a.bytes().all(|c| c.is_ascii_digit()))
-}
-
-/// The region in an ARN.
-pub fn arn_region(arn: &str) -> Option<&str> {
-    arn.split(':').nth(3).filter(|r| !r.is_empty())
-}
-
-/// Plans every destination of every rule that matches the source. `is_replica` is true when the
-/// source's current version was written by a replicator: rules without `chain` skip it.
-pub fn plan<'c>(config: &'c Config, src: &Source, is_replica: bool) -> Vec<Planned<'c>> {
+/// Plans every destination of every rule that matches the source (by name, and by tags unless
+/// `tags` says to ignore them). `is_replica` is true when the source's current version was
+/// written by a replicator: rules without `chain` skip it.
+pub fn plan<'c>(
+    config: &'c Config,
+    src: &Source,
+    is_replica: bool,
+    tags: Tags,
+) -> Vec<Planned<'c>> {
     let mut planned: Vec<Planned<'c>> = Vec::new();
     let mut seen: Vec<DestinationRef> = Vec::new();
-    for rule in config.rules.iter().filter(|r| r.matches(&src.name)) {
+    let applies = |r: &crate::config::Rule| {
+        r.matches(&src.name)
+            && (tags == Tags::Ignore
+                || !r.has_tags()
+                || src.tags.as_deref().is_some_and(|t| r.tags_match(t)))
+    };
+    for rule in config.rules.iter().filter(|r| applies(r)) {
         for dest in &rule.destinations {
             let region = dest.region.clone().unwrap_or_else(|| src.region.clone());
             let account = dest
@@ -114,20 +118,20 @@ pub fn plan<'c>(config: &'c Config, src: &Source, is_replica: bool) -> Vec<Plann
                 )))
             };
             if is_replica && !rule.chain {
-                planned.push(skip(reason::REPLICA));
+                planned.push(skip(SkipReason::Replica));
             } else if at.account == src.account
                 && at.region == src.region
                 && config.matches_any(&at.name)
             {
                 // The copy would itself be a source for some rule: it would feed itself.
-                planned.push(skip(reason::LOOP));
+                planned.push(skip(SkipReason::Loop));
             } else if seen.contains(&at) {
-                planned.push(skip(reason::DUPLICATE_DESTINATION));
+                planned.push(skip(SkipReason::DuplicateDestination));
             } else {
                 seen.push(at.clone());
                 planned.push(Planned::Write(Box::new(Target {
-                    rule,
                     dest,
+                    tag_rule: rule.has_tags(),
                     at,
                     vars,
                 })));
@@ -148,11 +152,16 @@ mod tests {
             name: name.into(),
             region: "us-east-1".into(),
             account: "111122223333".into(),
+            tags: None,
         }
     }
 
     async fn config(doc: &str) -> Config {
         load_document(doc, &NoFetcher).await.unwrap()
+    }
+
+    fn plan_f<'c>(c: &'c Config, s: &Source, replica: bool) -> Vec<Planned<'c>> {
+        plan(c, s, replica, Tags::Filter)
     }
 
     fn summary(p: &[Planned<'_>]) -> Vec<String> {
@@ -162,7 +171,11 @@ mod tests {
                     format!("write {}:{}:{}", t.at.account, t.at.region, t.at.name)
                 }
                 Planned::Done(o) => {
-                    format!("{:?} {}", o.status, o.reason.clone().unwrap_or_default())
+                    format!(
+                        "{:?} {}",
+                        o.status,
+                        o.reason.map(|r| r.as_str()).unwrap_or_default()
+                    )
                 }
             })
             .collect()
@@ -181,21 +194,21 @@ mod tests {
         )
         .await;
         assert_eq!(
-            summary(&plan(&c, &src("app/prod/db"), false)),
+            summary(&plan_f(&c, &src("app/prod/db"), false)),
             [
                 "write 111122223333:us-west-2:dr/app/prod/db",
                 "write 222233334444:eu-west-1:app/prod/db-prod"
             ]
         );
-        assert!(plan(&c, &src("app/scratch/x"), false).is_empty());
+        assert!(plan_f(&c, &src("app/scratch/x"), false).is_empty());
         assert_eq!(
-            summary(&plan(&c, &src("shared/db-main"), false)),
+            summary(&plan_f(&c, &src("shared/db-main"), false)),
             ["write 111122223333:us-west-2:shared/db-main"]
         );
         // `*` stays inside one segment.
-        assert!(plan(&c, &src("shared/db-x/y"), false).is_empty());
+        assert!(plan_f(&c, &src("shared/db-x/y"), false).is_empty());
         // Case-sensitive.
-        assert!(plan(&c, &src("App/prod/db"), false).is_empty());
+        assert!(plan_f(&c, &src("App/prod/db"), false).is_empty());
     }
 
     #[tokio::test]
@@ -209,7 +222,7 @@ mod tests {
         )
         .await;
         assert_eq!(
-            summary(&plan(&c, &src("app/db"), false)),
+            summary(&plan_f(&c, &src("app/db"), false)),
             [
                 "Skipped loop",
                 "write 111122223333:us-east-1:copy/app/db",
@@ -228,7 +241,7 @@ mod tests {
         )
         .await;
         assert_eq!(
-            summary(&plan(&c, &src("a/b"), true)),
+            summary(&plan_f(&c, &src("a/b"), true)),
             ["Skipped replica", "write 111122223333:eu-west-1:a/b"]
         );
     }
@@ -243,7 +256,7 @@ mod tests {
         )
         .await;
         assert_eq!(
-            summary(&plan(&c, &src("a/b"), false)),
+            summary(&plan_f(&c, &src("a/b"), false)),
             [
                 "write 111122223333:us-west-2:a/b",
                 "Skipped duplicate_destination"
@@ -251,11 +264,62 @@ mod tests {
         );
     }
 
-    #[test]
-    fn arn_parts() {
-        let arn = "arn:aws:secretsmanager:us-east-1:111122223333:secret:a/b-AbCdEf";
-        assert_eq!(arn_account(arn), Some("111122223333"));
-        assert_eq!(arn_region(arn), Some("us-east-1"));
-        assert_eq!(arn_account("app/db"), None);
+    fn tagged(name: &str, tags: &[(&str, &str)]) -> Source {
+        Source {
+            tags: Some(
+                tags.iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            ),
+            ..src(name)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_rule_with_tags_applies_only_to_sources_carrying_them() {
+        let c = config(
+            r#"{"rules":[
+              {"name":"opt-in","match":["app/**"],"tags":{"replicate":"dr","team":"*"},
+               "destinations":[{"region":"us-west-2"}]},
+              {"match":["app/**"],"destinations":[{"region":"eu-west-1"}]}
+            ]}"#,
+        )
+        .await;
+        type Case<'a> = (&'a [(&'a str, &'a str)], Vec<&'a str>);
+        let cases: [Case; 4] = [
+            (
+                &[("replicate", "dr"), ("team", "payments")],
+                vec![
+                    "write 111122223333:us-west-2:app/db",
+                    "write 111122223333:eu-west-1:app/db",
+                ],
+            ),
+            // `*` needs the key, any value; a wrong value or a missing key is no match.
+            (
+                &[("replicate", "dr")],
+                vec!["write 111122223333:eu-west-1:app/db"],
+            ),
+            (
+                &[("replicate", "DR"), ("team", "x")],
+                vec!["write 111122223333:eu-west-1:app/db"],
+            ),
+            (&[], vec!["write 111122223333:eu-west-1:app/db"]),
+        ];
+        for (tags, want) in cases {
+            assert_eq!(
+                summary(&plan(&c, &tagged("app/db", tags), false, Tags::Filter)),
+                want,
+                "{tags:?}"
+            );
+        }
+        // Unknown tags: a rule with tags does not apply; deletion ignores tags.
+        assert_eq!(
+            summary(&plan(&c, &src("app/db"), false, Tags::Filter)),
+            ["write 111122223333:eu-west-1:app/db"]
+        );
+        assert_eq!(
+            summary(&plan(&c, &src("app/db"), false, Tags::Ignore)).len(),
+            2
+        );
     }
 }

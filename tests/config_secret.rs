@@ -5,7 +5,7 @@ mod common;
 
 use common::Moto;
 use common::app::{REGION, app_from, current, manual, ok, put_value, sdk_config, seed_secret, sm};
-use secret_replicator::config::{Env, Settings};
+use secret_replicator::settings::{Env, Settings};
 use std::time::Duration;
 
 fn doc(dest: &str) -> String {
@@ -71,7 +71,7 @@ async fn an_unreadable_config_secret_fails_start_up_naming_the_variable() {
         ("AWS_REGION", REGION),
     ]))
     .unwrap();
-    let stores = secret_replicator::store::AwsStores::new(
+    let stores = secret_replicator::aws::AwsStores::new(
         sdk_config(&moto.endpoint()).await,
         "secret-replicator",
     );

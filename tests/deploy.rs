@@ -21,7 +21,7 @@ use common::cfn::{
 use secret_replicator::event::{self, Identity, Work};
 use secret_replicator::metrics::{self, CATALOGUE, NAMESPACE};
 use secret_replicator::outcome::{
-    Action, AwsError, DestinationRef, Error, ErrorKind, Outcome, Report, Status,
+    Action, AwsError, DestinationRef, Error, ErrorKind, Outcome, Report, SkipReason, Status,
 };
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
@@ -451,9 +451,9 @@ fn function_acts(e: &Value) -> Option<bool> {
             // Skips that no configuration changes; other skips (loop prevention) and every
             // kind of work (replicate, tags, delete, ...) need the event delivered.
             Work::Skip { reason, .. } => ![
-                event::reason::CALL_FAILED,
-                event::reason::NOT_CURRENT,
-                event::reason::NOT_A_VALUE_CHANGE,
+                SkipReason::CallFailed,
+                SkipReason::NotCurrent,
+                SkipReason::NotAValueChange,
             ]
             .contains(&reason),
             _ => true,
@@ -752,7 +752,7 @@ fn sample_report() -> Report {
     ] {
         results.push(Outcome::ok("arn:src", dest("eu-west-1"), s, Action::None));
     }
-    results.push(Outcome::skipped("arn:src", None, "replica"));
+    results.push(Outcome::skipped("arn:src", None, SkipReason::Replica));
     for kind in [ErrorKind::AccessDenied, ErrorKind::Throttled] {
         let e = Error::Aws(AwsError {
             kind,

@@ -12,9 +12,9 @@ use aws_sdk_secretsmanager::Client as Sm;
 use common::app::*;
 use common::{Fault, FaultProxy, Match, Moto, Rule};
 use secret_replicator::app::{self, App, Failure};
-use secret_replicator::config::{Env, Settings};
+use secret_replicator::aws::AwsStores;
 use secret_replicator::metrics::Metrics;
-use secret_replicator::store::AwsStores;
+use secret_replicator::settings::{Env, Settings};
 use serde_json::{Value, json};
 use std::time::Duration;
 

@@ -38,7 +38,7 @@ use common::app::*;
 use common::proxy::Logged;
 use common::{Fault, FaultProxy, Match, Moto, Rule};
 use secret_replicator::app::{App, Failure};
-use secret_replicator::store::AwsStores;
+use secret_replicator::aws::AwsStores;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;

@@ -8,9 +8,9 @@ mod common;
 
 use common::Moto;
 use common::app::*;
-use secret_replicator::config::{Env, Settings};
+use secret_replicator::settings::{Env, Settings};
 use secret_replicator::token::is_replicator_token;
-use serde_json::json;
+use serde_json::{Value, json};
 
 const VALUE: &str = r#"{"host":"db.us-east-1.example.com","env":"prod-east","port":5432}"#;
 
@@ -362,7 +362,27 @@ async fn a_destination_on_the_default_key_is_moved_to_a_newly_configured_key() {
 
     assert_eq!(moto.count("UpdateSecret"), 1);
     assert_eq!(key_of(&west, &kms_west, "app/db").await, key);
-    assert_eq!(versions(&west, "app/db").await, 1);
+    // SPEC §8: AWS keeps existing versions decryptable with the old key; a new version makes
+    // the current value readable with the configured key alone. UpdateSecret carried no value.
+    assert_eq!(versions(&west, "app/db").await, 2);
+    assert_eq!(current(&west, "app/db").await.as_deref(), Some("v1"));
+    assert_update_secret_carries_only_the_key(&moto);
+}
+
+/// Every UpdateSecret the function sent carried a KmsKeyId and no value.
+fn assert_update_secret_carries_only_the_key(moto: &Moto) {
+    for c in moto
+        .calls()
+        .iter()
+        .filter(|c| c.operation == "UpdateSecret")
+    {
+        let body: Value = serde_json::from_str(&c.body).unwrap();
+        assert!(body.get("KmsKeyId").is_some(), "{body}");
+        assert!(
+            body.get("SecretString").is_none() && body.get("SecretBinary").is_none(),
+            "{body}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -390,8 +410,9 @@ async fn changing_the_configured_key_moves_the_existing_destination_to_the_new_k
     assert_eq!(only(&doc)["status"], "replicated", "{doc}");
     assert_eq!(key_of(&west, &kms_west, "app/db").await, new_key);
     assert_eq!(moto.count("UpdateSecret"), 1);
-    // Re-keying is metadata only: the value and its version are unchanged.
-    assert_eq!(versions(&west, "app/db").await, 1);
+    assert_update_secret_carries_only_the_key(&moto);
+    // SPEC §8: re-keying writes a new version (the same value) after UpdateSecret(KmsKeyId).
+    assert_eq!(versions(&west, "app/db").await, 2);
     assert_eq!(current(&west, "app/db").await.as_deref(), Some("v1"));
 
     // Warm container: the key is not checked again. Fresh container with the same key (given as

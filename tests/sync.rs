@@ -13,7 +13,7 @@ use aws_sdk_secretsmanager::Client as Sm;
 use common::Moto;
 use common::app::*;
 use secret_replicator::app::{App, Failure};
-use secret_replicator::store::AwsStores;
+use secret_replicator::aws::AwsStores;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime};
@@ -40,8 +40,66 @@ fn cloudtrail(fixture: &str, secret: &Seeded, name: &str, params: Value, respons
     e
 }
 
+/// A DeleteSecret event as CloudTrail records it now, for a source scheduled for deletion in
+/// `days` days: the request's window, the response's deletion date (CloudTrail's date form).
+fn delete_event_in(secret: &Seeded, days: u64) -> Value {
+    let mut e = event(fixture::DELETE_OLD_ARN_CASING, secret);
+    let now = SystemTime::now();
+    e["detail"]["eventTime"] = json!(rfc3339(now));
+    e["detail"]["requestParameters"]["recoveryWindowInDays"] = json!(days);
+    e["detail"]["responseElements"]["deletionDate"] =
+        json!(cloudtrail_date(now + Duration::from_secs(days * 86_400)));
+    e
+}
+
+/// A DeleteSecret event for a source scheduled with the fixture's 7-day window.
 fn delete_event(secret: &Seeded) -> Value {
-    event(fixture::DELETE_OLD_ARN_CASING, secret)
+    delete_event_in(secret, 7)
+}
+
+fn civil(t: SystemTime) -> (i64, u32, u32, u64) {
+    let secs = t.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs();
+    let z = (secs / 86_400) as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d, secs % 86_400)
+}
+
+fn rfc3339(t: SystemTime) -> String {
+    let (y, m, d, s) = civil(t);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        s / 3600,
+        s % 3600 / 60,
+        s % 60
+    )
+}
+
+/// `Nov 27, 2026, 9:15:02 AM`, with the narrow no-break space newer CloudTrail renderings use.
+fn cloudtrail_date(t: SystemTime) -> String {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let (y, m, d, s) = civil(t);
+    let h = s / 3600;
+    let (h12, ampm) = match h {
+        0 => (12, "AM"),
+        1..=11 => (h, "AM"),
+        12 => (12, "PM"),
+        _ => (h - 12, "PM"),
+    };
+    format!(
+        "{} {d}, {y}, {h12}:{:02}:{:02}\u{202f}{ampm}",
+        MONTHS[m as usize - 1],
+        s % 3600 / 60,
+        s % 60
+    )
 }
 
 fn restore_event(secret: &Seeded) -> Value {
@@ -600,7 +658,7 @@ async fn a_deleted_source_schedules_only_owned_copies_that_follow_deletes() {
     let source_deleted_in = deleted_in(&describe(&east, "app/db").await).expect("scheduled");
     moto.reset_calls();
 
-    let doc = ok(app.handle(&delete_event(&source)).await);
+    let doc = ok(app.handle(&delete_event_in(&source, 10)).await);
 
     assert_eq!(doc["statusCode"], 200, "{doc}");
     let r = result_for(&doc, "app/db");

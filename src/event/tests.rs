@@ -46,7 +46,7 @@ fn replicate(ids: &[(&str, Option<&str>)]) -> Work {
     )
 }
 
-fn skip(source: &str, reason: &'static str) -> Work {
+fn skip(source: &str, reason: SkipReason) -> Work {
     Work::Skip {
         source: source.to_string(),
         reason,
@@ -67,14 +67,20 @@ fn every_fixture_maps_to_the_action_of_the_spec_table() {
         ("label", replicate(&[(ARN, Some("prod/payments/db"))])),
         // A service event's ARN is not from responseElements: the source read names it.
         ("rotation", replicate(&[(ARN, None)])),
-        ("failed", skip("prod/payments/db", reason::CALL_FAILED)),
-        ("pending", skip(ARN, reason::NOT_CURRENT)),
+        ("failed", skip("prod/payments/db", SkipReason::CallFailed)),
+        ("pending", skip(ARN, SkipReason::NotCurrent)),
         (
             "delete",
-            Work::Delete(SecretRef {
-                id: ARN.into(),
-                name: Some("prod/payments/db".into()),
-            }),
+            Work::Delete(
+                SecretRef {
+                    id: ARN.into(),
+                    name: Some("prod/payments/db".into()),
+                },
+                // The fixture's responseElements.deletionDate, "Nov 27, 2026, 9:15:02 AM".
+                DeletionWindow::At(
+                    std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_795_770_902),
+                ),
+            ),
         ),
         (
             "manual",
@@ -170,7 +176,7 @@ fn update_secret_version_stage_replicates_only_an_awscurrent_move() {
     assert!(matches!(
         work_of(&e),
         Work::Skip {
-            reason: reason::NOT_CURRENT,
+            reason: SkipReason::NotCurrent,
             ..
         }
     ));
@@ -182,7 +188,7 @@ fn update_secret_version_stage_replicates_only_an_awscurrent_move() {
     assert!(matches!(
         work_of(&e),
         Work::Skip {
-            reason: reason::NOT_CURRENT,
+            reason: SkipReason::NotCurrent,
             ..
         }
     ));
@@ -195,7 +201,7 @@ fn a_label_other_than_awscurrent_is_skipped() {
     assert!(matches!(
         work_of(&e),
         Work::Skip {
-            reason: reason::NOT_CURRENT,
+            reason: SkipReason::NotCurrent,
             ..
         }
     ));
@@ -215,7 +221,7 @@ fn events_that_change_no_value_are_skipped() {
             matches!(
                 work_of(&e),
                 Work::Skip {
-                    reason: reason::NOT_A_VALUE_CHANGE,
+                    reason: SkipReason::NotAValueChange,
                     ..
                 }
             ),
@@ -243,7 +249,7 @@ fn events_caused_by_this_function_are_skipped() {
     assert!(matches!(
         work_of(&e),
         Work::Skip {
-            reason: reason::SELF_CAUSED,
+            reason: SkipReason::SelfCaused,
             ..
         }
     ));
@@ -258,7 +264,7 @@ fn events_caused_by_this_function_are_skipped() {
         matches!(
             parse(&e, id).unwrap().work,
             Work::Skip {
-                reason: reason::SELF_CAUSED,
+                reason: SkipReason::SelfCaused,
                 ..
             }
         )
@@ -283,7 +289,7 @@ fn an_error_code_means_the_call_failed_and_is_skipped() {
     assert!(matches!(
         work_of(&e),
         Work::Skip {
-            reason: reason::CALL_FAILED,
+            reason: SkipReason::CallFailed,
             ..
         }
     ));
@@ -341,16 +347,139 @@ fn all_and_dry_run_are_manual_options() {
 
 #[test]
 fn names_come_only_from_full_response_arns() {
-    assert_eq!(name_from_full_arn(ARN).as_deref(), Some("prod/payments/db"));
+    let name = crate::arn::secret_name_if_full;
+    assert_eq!(name(ARN).as_deref(), Some("prod/payments/db"));
     assert_eq!(
-        name_from_full_arn("arn:aws:secretsmanager:us-east-1:1:secret:a:b-AbCdEf").as_deref(),
+        name("arn:aws:secretsmanager:us-east-1:1:secret:a:b-AbCdEf").as_deref(),
         Some("a:b")
     );
-    assert_eq!(
-        name_from_full_arn("arn:aws:secretsmanager:us-east-1:1:secret:abc"),
-        None
-    );
-    assert_eq!(name_from_full_arn("not-an-arn"), None);
+    assert_eq!(name("arn:aws:secretsmanager:us-east-1:1:secret:abc"), None);
+    assert_eq!(name("not-an-arn"), None);
     assert_eq!(name_from_id("app/db").as_deref(), Some("app/db"));
     assert_eq!(name_from_id(ARN), None);
+}
+
+#[test]
+fn a_create_that_made_no_version_is_skipped_and_one_with_a_value_replicates() {
+    let mut no_value = fixture("create");
+    no_value["detail"]["responseElements"]
+        .as_object_mut()
+        .unwrap()
+        .remove("versionId");
+    assert_eq!(
+        work_of(&no_value),
+        skip(ARN, SkipReason::NoValue),
+        "CloudTrail never records the value: the response's versionId tells"
+    );
+    // No responseElements at all: the source read decides.
+    let mut unknown = fixture("create");
+    unknown["detail"]["responseElements"] = Value::Null;
+    assert!(matches!(work_of(&unknown), Work::Replicate(_)));
+    assert!(matches!(work_of(&fixture("create")), Work::Replicate(_)));
+}
+
+#[test]
+fn rotation_ids_come_from_service_event_details_too() {
+    let mut e = fixture("rotation");
+    e["detail"]
+        .as_object_mut()
+        .unwrap()
+        .remove("additionalEventData");
+    e["detail"]["serviceEventDetails"] = json!({"secretId": ARN});
+    assert_eq!(work_of(&e), replicate(&[(ARN, None)]));
+}
+
+fn delete_with(params: Value, response: Value) -> DeletionWindow {
+    let mut e = fixture("delete");
+    e["detail"]["requestParameters"] = params;
+    e["detail"]["responseElements"] = response;
+    match work_of(&e) {
+        Work::Delete(_, w) => w,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn the_deletion_window_comes_from_the_event() {
+    use std::time::{Duration, UNIX_EPOCH};
+    let at = |s: u64| UNIX_EPOCH + Duration::from_secs(s);
+    let id = json!({"secretId": "prod/payments/db"});
+    let cases = [
+        (
+            json!({"secretId": "x", "recoveryWindowInDays": 7}),
+            json!({"arn": ARN, "deletionDate": "Nov 27, 2026, 9:15:02 AM"}),
+            DeletionWindow::At(at(1_795_770_902)),
+        ),
+        (
+            id.clone(),
+            json!({"arn": ARN, "deletionDate": "Nov 27, 2026 9:15:02\u{202f}PM"}),
+            DeletionWindow::At(at(1_795_770_902 + 12 * 3600)),
+        ),
+        (
+            id.clone(),
+            json!({"arn": ARN, "deletionDate": "2026-11-27T09:15:02Z"}),
+            DeletionWindow::At(at(1_795_770_902)),
+        ),
+        // Unreadable or missing date: the request's window (30 when absent) from eventTime.
+        (
+            json!({"secretId": "x", "recoveryWindowInDays": 10}),
+            json!({"arn": ARN, "deletionDate": "soon"}),
+            DeletionWindow::After {
+                days: 10,
+                since: crate::time::parse_rfc3339("2026-11-20T09:15:02Z"),
+            },
+        ),
+        (
+            id.clone(),
+            Value::Null,
+            DeletionWindow::After {
+                days: 30,
+                since: crate::time::parse_rfc3339("2026-11-20T09:15:02Z"),
+            },
+        ),
+        (
+            json!({"secretId": "x", "forceDeleteWithoutRecovery": true}),
+            json!({"arn": ARN, "deletionDate": "Nov 20, 2026, 9:15:02 AM"}),
+            DeletionWindow::Forced,
+        ),
+    ];
+    for (params, response, want) in cases {
+        assert_eq!(
+            delete_with(params.clone(), response.clone()),
+            want,
+            "{params} {response}"
+        );
+    }
+}
+
+#[test]
+fn the_window_is_what_is_left_rounded_up_within_7_and_30_days() {
+    use std::time::Duration;
+    let now = std::time::SystemTime::now();
+    let in_days = |d: u64| now + Duration::from_secs(d * 86_400 - 60);
+    let cases = [
+        (DeletionWindow::At(in_days(20)), 20),
+        (DeletionWindow::At(in_days(2)), 7),
+        (DeletionWindow::At(in_days(40)), 30),
+        (DeletionWindow::At(now - Duration::from_secs(5)), 7),
+        (
+            DeletionWindow::After {
+                days: 30,
+                since: Some(now - Duration::from_secs(3 * 86_400)),
+            },
+            27,
+        ),
+        (
+            DeletionWindow::After {
+                days: 7,
+                since: None,
+            },
+            7,
+        ),
+        (DeletionWindow::Forced, 7),
+        (DeletionWindow::Unknown, 30),
+    ];
+    for (w, want) in cases {
+        assert_eq!(w.days(now), want, "{w:?}");
+    }
 }

@@ -1,396 +1,48 @@
-//! The pipeline against an in-memory Secrets Manager that keeps AWS's version-stage rules and
-//! can be told to fail any call with any AWS code. It covers what moto cannot show: writes to a
-//! secret scheduled for deletion, token collisions, expired sessions, injected failures.
+//! The pipeline against the in-memory Secrets Manager (`store::memory`), which keeps AWS's
+//! version-stage rules and can be told to fail any call with any AWS code. It covers what moto
+//! cannot show: writes to a secret scheduled for deletion, token collisions, races, stale reads.
 
 use super::*;
 use crate::config::{NoFetcher, load_document};
-use crate::outcome::{AwsError, ErrorKind, Report};
-use crate::store::Description;
-use std::sync::Arc;
-
-#[derive(Debug, Clone)]
-struct Version {
-    id: String,
-    value: SecretValue,
-    stages: Vec<String>,
-}
-
-#[derive(Debug, Clone, Default)]
-struct FakeSecret {
-    arn: String,
-    versions: Vec<Version>,
-    tags: Vec<(String, String)>,
-    kms: Option<String>,
-    deleted: bool,
-}
-
-impl FakeSecret {
-    fn current(&self) -> Option<&Version> {
-        self.versions
-            .iter()
-            .find(|v| v.stages.iter().any(|s| s == AWSCURRENT))
-    }
-
-    fn add(&mut self, id: &str, value: SecretValue) {
-        for v in &mut self.versions {
-            v.stages.retain(|s| s != "AWSPREVIOUS");
-            if v.stages.iter().any(|s| s == AWSCURRENT) {
-                v.stages = vec!["AWSPREVIOUS".into()];
-            }
-        }
-        self.versions.push(Version {
-            id: id.into(),
-            value,
-            stages: vec![AWSCURRENT.into()],
-        });
-    }
-}
-
-/// (account, region, name) → secret.
-type Key = (String, String, String);
-
-#[derive(Debug, Default)]
-struct World {
-    secrets: HashMap<Key, FakeSecret>,
-    calls: Vec<String>,
-    /// (operation, name substring, error code, remaining count)
-    faults: Vec<(&'static str, String, &'static str, usize)>,
-    assumed: usize,
-    /// Runs once, right after the next successful create or put.
-    after_write: Option<fn(&mut World)>,
-    /// Runs once, as the next UpdateSecretVersionStage arrives (before it is checked).
-    before_stage: Option<fn(&mut World)>,
-}
-
-#[derive(Debug, Clone)]
-struct Fake {
-    world: Arc<Mutex<World>>,
-    account: String,
-    region: String,
-}
+use crate::event::DeletionWindow;
+use crate::outcome::{ErrorKind, Report};
+use crate::secret::SecretValue;
+use crate::store::AWSCURRENT;
+use crate::store::memory::{MemoryStores, Secret, World};
 
 const OWN: &str = "111122223333";
 
-fn err(op: &'static str, code: &str) -> Error {
-    Error::Aws(AwsError {
-        kind: crate::store::classify(code, None),
-        service: "secretsmanager",
-        operation: op,
-        code: code.into(),
-        message: format!("fake {code}"),
-    })
+fn stores() -> MemoryStores {
+    MemoryStores::new(OWN, "us-east-1")
 }
 
-impl Fake {
-    fn key(&self, id: &str) -> Key {
-        // Accept full ARNs for our own secrets.
-        let name = id
-            .strip_prefix("arn:")
-            .and_then(|_| id.splitn(7, ':').nth(6))
-            .map(|r| &r[..r.len() - 7])
-            .unwrap_or(id);
-        (self.account.clone(), self.region.clone(), name.to_string())
-    }
-
-    fn enter(&self, op: &'static str, id: &str) -> Result<std::sync::MutexGuard<'_, World>, Error> {
-        let mut w = self.world.lock().unwrap();
-        w.calls.push(format!("{op} {id}"));
-        if let Some(f) = w
-            .faults
-            .iter_mut()
-            .find(|f| f.0 == op && id.contains(&f.1) && f.3 > 0)
-        {
-            f.3 -= 1;
-            return Err(err(op, f.2));
-        }
-        Ok(w)
-    }
+/// A fresh container's state.
+fn fresh() -> ContainerState {
+    ContainerState::new(25.0, 1)
 }
 
-impl SecretStore for Fake {
-    async fn current_value(&self, id: &str) -> Result<CurrentValue, Error> {
-        let key = self.key(id);
-        let w = self.enter("GetSecretValue", id)?;
-        let s = w
-            .secrets
-            .get(&key)
-            .ok_or_else(|| err("GetSecretValue", "ResourceNotFoundException"))?;
-        if s.deleted {
-            return Err(err("GetSecretValue", "InvalidRequestException"));
-        }
-        let v = s
-            .current()
-            .ok_or_else(|| err("GetSecretValue", "ResourceNotFoundException"))?;
-        Ok(CurrentValue {
-            arn: s.arn.clone(),
-            name: key.2,
-            version_id: v.id.clone(),
-            value: v.value.clone(),
-        })
+/// Fast retries: the tests' clock is paused anyway.
+const RETRY: RetryPolicy = RetryPolicy {
+    attempts: 3,
+    initial_backoff: Duration::from_millis(1),
+    max_backoff: Duration::from_millis(5),
+};
+
+async fn source_job(
+    stores: &MemoryStores,
+    state: &ContainerState,
+    c: &Config,
+    name: &str,
+    job: Job,
+) -> SourceResult {
+    Replicator {
+        stores,
+        state,
+        config: c,
+        retry: RETRY,
     }
-
-    async fn describe(&self, id: &str) -> Result<Option<Description>, Error> {
-        let key = self.key(id);
-        let w = self.enter("DescribeSecret", id)?;
-        Ok(w.secrets.get(&key).map(|s| Description {
-            arn: s.arn.clone(),
-            name: key.2.clone(),
-            kms_key_id: s.kms.clone(),
-            deleted: s.deleted,
-            deletion_date: None,
-            description: None,
-            version_ids: s.versions.iter().map(|v| v.id.clone()).collect(),
-            tags: s.tags.clone(),
-            current_version: s.current().map(|v| v.id.clone()),
-            owning_service: None,
-            primary_region: None,
-        }))
-    }
-
-    async fn create(&self, new: &NewSecret<'_>) -> Result<Written, Error> {
-        let key = self.key(new.name);
-        let mut w = self.enter("CreateSecret", new.name)?;
-        if w.secrets.contains_key(&key) {
-            return Err(err("CreateSecret", "ResourceExistsException"));
-        }
-        let mut s = FakeSecret {
-            arn: format!(
-                "arn:aws:secretsmanager:{}:{}:secret:{}-AbCdEf",
-                key.1, key.0, key.2
-            ),
-            tags: new.tags.to_vec(),
-            kms: new.kms_key_id.map(str::to_string),
-            ..FakeSecret::default()
-        };
-        s.add(new.token, new.value.clone());
-        let arn = s.arn.clone();
-        w.secrets.insert(key, s);
-        if let Some(hook) = w.after_write.take() {
-            hook(&mut w);
-        }
-        Ok(Written {
-            arn,
-            version_id: new.token.into(),
-            stages: vec![AWSCURRENT.into()],
-        })
-    }
-
-    async fn put(&self, id: &str, value: &SecretValue, token: &str) -> Result<Written, Error> {
-        let key = self.key(id);
-        let mut w = self.enter("PutSecretValue", id)?;
-        let s = w
-            .secrets
-            .get_mut(&key)
-            .ok_or_else(|| err("PutSecretValue", "ResourceNotFoundException"))?;
-        if s.deleted {
-            // Real Secrets Manager refuses writes to a secret scheduled for deletion.
-            return Err(err("PutSecretValue", "InvalidRequestException"));
-        }
-        if let Some(v) = s.versions.iter().find(|v| v.id == token) {
-            return if &v.value == value {
-                Ok(Written {
-                    arn: s.arn.clone(),
-                    version_id: v.id.clone(),
-                    stages: v.stages.clone(),
-                })
-            } else {
-                Err(err("PutSecretValue", "ResourceExistsException"))
-            };
-        }
-        s.add(token, value.clone());
-        let arn = s.arn.clone();
-        if let Some(hook) = w.after_write.take() {
-            hook(&mut w);
-        }
-        Ok(Written {
-            arn,
-            version_id: token.into(),
-            stages: vec![AWSCURRENT.into()],
-        })
-    }
-
-    async fn make_current(&self, id: &str, to: &str, from: Option<&str>) -> Result<(), Error> {
-        let key = self.key(id);
-        let mut w = self.enter("UpdateSecretVersionStage", id)?;
-        if let Some(hook) = w.before_stage.take() {
-            hook(&mut w);
-        }
-        let s = w
-            .secrets
-            .get_mut(&key)
-            .ok_or_else(|| err("UpdateSecretVersionStage", "ResourceNotFoundException"))?;
-        let holder = s.current().map(|v| v.id.clone());
-        if holder.is_some() && holder.as_deref() != from {
-            return Err(err("UpdateSecretVersionStage", "InvalidParameterException"));
-        }
-        for v in &mut s.versions {
-            v.stages.retain(|st| st != AWSCURRENT);
-            if v.id == to {
-                v.stages.push(AWSCURRENT.into());
-            }
-        }
-        Ok(())
-    }
-
-    async fn tag(&self, id: &str, tags: &[(String, String)]) -> Result<(), Error> {
-        let key = self.key(id);
-        let mut w = self.enter("TagResource", id)?;
-        let s = w
-            .secrets
-            .get_mut(&key)
-            .ok_or_else(|| err("TagResource", "ResourceNotFoundException"))?;
-        s.tags.extend(tags.iter().cloned());
-        Ok(())
-    }
-
-    async fn set_kms_key(&self, id: &str, key_id: &str) -> Result<(), Error> {
-        let key = self.key(id);
-        let mut w = self.enter("UpdateSecret", id)?;
-        if let Some(s) = w.secrets.get_mut(&key) {
-            s.kms = Some(key_id.into());
-        }
-        Ok(())
-    }
-
-    async fn restore(&self, id: &str) -> Result<(), Error> {
-        let key = self.key(id);
-        let mut w = self.enter("RestoreSecret", id)?;
-        if let Some(s) = w.secrets.get_mut(&key) {
-            s.deleted = false;
-        }
-        Ok(())
-    }
-
-    async fn delete(&self, id: &str, _window_days: i64) -> Result<(), Error> {
-        let key = self.key(id);
-        let mut w = self.enter("DeleteSecret", id)?;
-        if let Some(s) = w.secrets.get_mut(&key) {
-            s.deleted = true;
-        }
-        Ok(())
-    }
-
-    async fn untag(&self, id: &str, keys: &[String]) -> Result<(), Error> {
-        let key = self.key(id);
-        let mut w = self.enter("UntagResource", id)?;
-        if let Some(s) = w.secrets.get_mut(&key) {
-            s.tags.retain(|(k, _)| !keys.contains(k));
-        }
-        Ok(())
-    }
-
-    async fn set_description(&self, id: &str, _description: &str) -> Result<(), Error> {
-        let _w = self.enter("UpdateSecret", id)?;
-        Ok(())
-    }
-
-    async fn list(&self) -> Result<Vec<crate::store::Listed>, Error> {
-        let w = self.enter("ListSecrets", "")?;
-        Ok(w.secrets
-            .iter()
-            .filter(|(k, _)| k.0 == self.account && k.1 == self.region)
-            .map(|(k, s)| crate::store::Listed {
-                arn: s.arn.clone(),
-                name: k.2.clone(),
-                tags: s.tags.clone(),
-                deleted: s.deleted,
-            })
-            .collect())
-    }
-
-    async fn key_arn(&self, key_id: &str) -> Result<String, Error> {
-        let _w = self.enter("DescribeKey", key_id)?;
-        Ok(format!(
-            "arn:aws:kms:{}:{}:key/{}",
-            self.region,
-            self.account,
-            key_id.trim_start_matches("alias/")
-        ))
-    }
-}
-
-#[derive(Debug, Clone, Default)]
-struct FakeStores {
-    world: Arc<Mutex<World>>,
-}
-
-impl Stores for FakeStores {
-    type Store = Fake;
-
-    fn own(&self, region: Option<&str>) -> Fake {
-        Fake {
-            world: self.world.clone(),
-            account: OWN.into(),
-            region: region.unwrap_or("us-east-1").into(),
-        }
-    }
-
-    async fn destination(
-        &self,
-        region: &str,
-        role: Option<&crate::config::Role>,
-    ) -> Result<Fake, Error> {
-        if role.is_some() {
-            self.world.lock().unwrap().assumed += 1;
-        }
-        Ok(Fake {
-            world: self.world.clone(),
-            account: role
-                .map(|r| r.account.clone())
-                .unwrap_or_else(|| OWN.into()),
-            region: region.into(),
-        })
-    }
-}
-
-impl FakeStores {
-    fn seed(&self, region: &str, name: &str, version: &str, value: &str) {
-        let mut w = self.world.lock().unwrap();
-        let key = (OWN.to_string(), region.to_string(), name.to_string());
-        let s = w.secrets.entry(key).or_insert_with(|| FakeSecret {
-            arn: format!("arn:aws:secretsmanager:{region}:{OWN}:secret:{name}-AbCdEf"),
-            ..FakeSecret::default()
-        });
-        s.add(version, SecretValue::String(value.into()));
-    }
-
-    fn secret(&self, account: &str, region: &str, name: &str) -> Option<FakeSecret> {
-        let w = self.world.lock().unwrap();
-        w.secrets
-            .get(&(account.to_string(), region.to_string(), name.to_string()))
-            .cloned()
-    }
-
-    fn value(&self, account: &str, region: &str, name: &str) -> Option<String> {
-        self.secret(account, region, name)
-            .and_then(|s| s.current().cloned())
-            .map(|v| match v.value {
-                SecretValue::String(s) => s,
-                SecretValue::Binary(_) => "<binary>".into(),
-            })
-    }
-
-    fn fail(&self, op: &'static str, name: &str, code: &'static str, times: usize) {
-        self.world
-            .lock()
-            .unwrap()
-            .faults
-            .push((op, name.into(), code, times));
-    }
-
-    fn calls(&self) -> Vec<String> {
-        std::mem::take(&mut self.world.lock().unwrap().calls)
-    }
-
-    fn edit(&self, account: &str, region: &str, name: &str, f: impl FnOnce(&mut FakeSecret)) {
-        let mut w = self.world.lock().unwrap();
-        if let Some(s) =
-            w.secrets
-                .get_mut(&(account.to_string(), region.to_string(), name.to_string()))
-        {
-            f(s);
-        }
-    }
+    .source(&sref(name), Some("us-east-1"), job, Known::default())
+    .await
 }
 
 async fn config(doc: &str) -> Config {
@@ -404,17 +56,13 @@ fn sref(name: &str) -> SecretRef {
     }
 }
 
-async fn run(stores: &FakeStores, shared: &Shared, c: &Config, name: &str) -> Vec<Outcome> {
-    match replicate_source(
-        stores,
-        shared,
-        c,
-        &sref(name),
-        Some("us-east-1"),
-        Job::VALUE,
-    )
-    .await
-    {
+async fn run(
+    stores: &MemoryStores,
+    state: &ContainerState,
+    c: &Config,
+    name: &str,
+) -> Vec<Outcome> {
+    match source_job(stores, state, c, name, Job::VALUE).await {
         SourceResult::Outcomes(o) => o,
         SourceResult::Failed { error, .. } => panic!("source failed: {error}"),
     }
@@ -422,10 +70,10 @@ async fn run(stores: &FakeStores, shared: &Shared, c: &Config, name: &str) -> Ve
 
 const WEST: &str = r#"{"rules":[{"match":["app/**"],"destinations":[{"region":"us-west-2","name":"dr/${SECRET_NAME}"}]}]}"#;
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn first_write_creates_then_steady_state_is_three_calls() {
-    let s = FakeStores::default();
-    let shared = Shared::new(25);
+    let s = stores();
+    let shared = fresh();
     let c = config(WEST).await;
     s.seed("us-east-1", "app/db", "v1", "one");
     let o = run(&s, &shared, &c, "app/db").await;
@@ -461,10 +109,10 @@ async fn first_write_creates_then_steady_state_is_three_calls() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_replay_writes_no_new_version() {
-    let s = FakeStores::default();
-    let shared = Shared::new(25);
+    let s = stores();
+    let shared = fresh();
     let c = config(WEST).await;
     s.seed("us-east-1", "app/db", "v1", "one");
     run(&s, &shared, &c, "app/db").await;
@@ -479,10 +127,10 @@ async fn a_replay_writes_no_new_version() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_write_to_a_destination_deleted_since_the_check_restores_it() {
-    let s = FakeStores::default();
-    let shared = Shared::new(25);
+    let s = stores();
+    let shared = fresh();
     let c = config(WEST).await;
     s.seed("us-east-1", "app/db", "v1", "one");
     run(&s, &shared, &c, "app/db").await;
@@ -503,10 +151,10 @@ async fn a_write_to_a_destination_deleted_since_the_check_restores_it() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_token_used_with_another_value_is_rewritten_with_a_fresh_token() {
-    let s = FakeStores::default();
-    let shared = Shared::new(25);
+    let s = stores();
+    let shared = fresh();
     let c = config(WEST).await;
     s.seed("us-east-1", "app/db", "v1", "one");
     run(&s, &shared, &c, "app/db").await;
@@ -523,10 +171,10 @@ async fn a_token_used_with_another_value_is_rewritten_with_a_fresh_token() {
     assert_eq!(cur.value, SecretValue::String("one".into()));
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn awscurrent_is_moved_back_onto_the_token_after_a_hand_edit() {
-    let s = FakeStores::default();
-    let shared = Shared::new(25);
+    let s = stores();
+    let shared = fresh();
     let c = config(WEST).await;
     s.seed("us-east-1", "app/db", "v1", "one");
     run(&s, &shared, &c, "app/db").await;
@@ -542,7 +190,7 @@ async fn awscurrent_is_moved_back_onto_the_token_after_a_hand_edit() {
 }
 
 /// A destination whose AWSCURRENT was moved by hand to a version named "hand".
-async fn hand_edited(s: &FakeStores, shared: &Shared, c: &Config) {
+async fn hand_edited(s: &MemoryStores, shared: &ContainerState, c: &Config) {
     s.seed("us-east-1", "app/db", "v1", "one");
     run(s, shared, c, "app/db").await;
     s.edit(OWN, "us-west-2", "dr/app/db", |d| {
@@ -551,15 +199,15 @@ async fn hand_edited(s: &FakeStores, shared: &Shared, c: &Config) {
     s.calls();
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_label_move_whose_lost_answer_is_retried_is_not_a_failure() {
-    let s = FakeStores::default();
-    let shared = Shared::new(25);
+    let s = stores();
+    let shared = fresh();
     let c = config(WEST).await;
     hand_edited(&s, &shared, &c).await;
     // The first attempt moved the label, its answer was lost, and the SDK's retry finds the
     // label gone from "hand": AWS answers InvalidParameterException.
-    s.world.lock().unwrap().before_stage = Some(|w: &mut World| {
+    s.before_next_label_move(|w: &mut World| {
         for s in w
             .secrets
             .values_mut()
@@ -597,14 +245,14 @@ async fn a_label_move_whose_lost_answer_is_retried_is_not_a_failure() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_label_moved_by_someone_else_meanwhile_is_moved_from_where_it_is_now() {
-    let s = FakeStores::default();
-    let shared = Shared::new(25);
+    let s = stores();
+    let shared = fresh();
     let c = config(WEST).await;
     hand_edited(&s, &shared, &c).await;
     // Between our look and our move, another hand edit takes the label.
-    s.world.lock().unwrap().before_stage = Some(|w: &mut World| {
+    s.before_next_label_move(|w: &mut World| {
         for s in w
             .secrets
             .values_mut()
@@ -624,10 +272,10 @@ async fn a_label_moved_by_someone_else_meanwhile_is_moved_from_where_it_is_now()
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_label_that_keeps_moving_fails_after_bounded_rounds() {
-    let s = FakeStores::default();
-    let shared = Shared::new(25);
+    let s = stores();
+    let shared = fresh();
     let c = config(WEST).await;
     hand_edited(&s, &shared, &c).await;
     s.fail(
@@ -643,13 +291,13 @@ async fn a_label_that_keeps_moving_fails_after_bounded_rounds() {
         .iter()
         .filter(|c| c.starts_with("UpdateSecretVersionStage"))
         .count();
-    assert_eq!(stage_calls, crate::replicate::LABEL_ROUNDS);
+    assert_eq!(stage_calls, MAX_RACES, "bounded");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn an_unowned_destination_is_refused_unless_adopted() {
-    let s = FakeStores::default();
-    let shared = Shared::new(25);
+    let s = stores();
+    let shared = fresh();
     s.seed("us-east-1", "app/db", "v1", "one");
     s.seed("us-west-2", "dr/app/db", "mine", "precious");
     let o = run(&s, &shared, &config(WEST).await, "app/db").await;
@@ -664,7 +312,7 @@ async fn an_unowned_destination_is_refused_unless_adopted() {
         r#""name":"dr/${SECRET_NAME}""#,
         r#""name":"dr/${SECRET_NAME}","adopt":true"#,
     );
-    let o = run(&s, &Shared::new(25), &config(&adopt).await, "app/db").await;
+    let o = run(&s, &fresh(), &config(&adopt).await, "app/db").await;
     assert_eq!(o[0].status, Status::Replicated, "{o:?}");
     let d = s.secret(OWN, "us-west-2", "dr/app/db").unwrap();
     assert!(
@@ -674,9 +322,9 @@ async fn an_unowned_destination_is_refused_unless_adopted() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_marker_naming_another_source_is_always_a_conflict() {
-    let s = FakeStores::default();
+    let s = stores();
     s.seed("us-east-1", "app/db", "v1", "one");
     s.seed("us-west-2", "dr/app/db", "x", "other's");
     s.edit(OWN, "us-west-2", "dr/app/db", |d| {
@@ -687,30 +335,26 @@ async fn a_marker_naming_another_source_is_always_a_conflict() {
         r#""name":"dr/${SECRET_NAME}""#,
         r#""name":"dr/${SECRET_NAME}","adopt":true"#,
     );
-    let o = run(&s, &Shared::new(25), &config(&adopt).await, "app/db").await;
+    let o = run(&s, &fresh(), &config(&adopt).await, "app/db").await;
     assert_eq!(
         o[0].error.as_ref().unwrap().kind,
         ErrorKind::DestinationConflict
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn the_kms_key_is_brought_to_the_configured_one() {
-    let s = FakeStores::default();
+    let s = stores();
     s.seed("us-east-1", "app/db", "v1", "one");
+    s.add_key(OWN, "us-west-2", "key-a", &["alias/a"], true);
+    s.add_key(OWN, "us-west-2", "key-b", &["alias/b"], true);
     let with_key = |k: &str| {
         WEST.replace(
             r#""name":"dr/${SECRET_NAME}""#,
             &format!(r#""name":"dr/${{SECRET_NAME}}","kms_key_id":"{k}""#),
         )
     };
-    run(
-        &s,
-        &Shared::new(25),
-        &config(&with_key("alias/a")).await,
-        "app/db",
-    )
-    .await;
+    run(&s, &fresh(), &config(&with_key("alias/a")).await, "app/db").await;
     assert_eq!(
         s.secret(OWN, "us-west-2", "dr/app/db")
             .unwrap()
@@ -720,13 +364,7 @@ async fn the_kms_key_is_brought_to_the_configured_one() {
     );
     s.calls();
     // A new container with another key: the ownership check moves the secret to it.
-    let o = run(
-        &s,
-        &Shared::new(25),
-        &config(&with_key("alias/b")).await,
-        "app/db",
-    )
-    .await;
+    let o = run(&s, &fresh(), &config(&with_key("alias/b")).await, "app/db").await;
     assert_eq!(o[0].status, Status::Replicated);
     assert_eq!(
         s.secret(OWN, "us-west-2", "dr/app/db")
@@ -742,18 +380,23 @@ async fn the_kms_key_is_brought_to_the_configured_one() {
             .count(),
         1
     );
+    // The current value is a version written after the key change: readable with the
+    // configured key alone (SPEC §8).
+    let d = s.secret(OWN, "us-west-2", "dr/app/db").unwrap();
+    assert_eq!(d.versions.len(), 2);
+    assert_eq!(d.current().unwrap().written_key.as_deref(), Some("alias/b"));
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn one_failing_destination_does_not_stop_the_others() {
-    let s = FakeStores::default();
+    let s = stores();
     let c = config(
         r#"{"rules":[{"match":["app/**"],"destinations":[{"region":"us-west-2"},{"region":"eu-west-1","name":"eu/${SECRET_NAME}"}]}]}"#,
     )
     .await;
     s.seed("us-east-1", "app/db", "v1", "one");
     s.fail("CreateSecret", "eu/app/db", "AccessDeniedException", 1);
-    let o = run(&s, &Shared::new(25), &c, "app/db").await;
+    let o = run(&s, &fresh(), &c, "app/db").await;
     let statuses: Vec<Status> = o.iter().map(|o| o.status).collect();
     assert_eq!(
         statuses.iter().filter(|s| **s == Status::Failed).count(),
@@ -773,13 +416,13 @@ async fn one_failing_destination_does_not_stop_the_others() {
     assert_eq!(report.status_code, 207);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_source_that_moves_during_replication_is_replicated_again() {
-    let s = FakeStores::default();
+    let s = stores();
     let c = config(WEST).await;
     s.seed("us-east-1", "app/db", "v1", "one");
     // Another writer changes the source while our first write is in flight.
-    s.world.lock().unwrap().after_write = Some(|w: &mut World| {
+    s.after_next_write(|w: &mut World| {
         let key = (
             OWN.to_string(),
             "us-east-1".to_string(),
@@ -789,7 +432,7 @@ async fn a_source_that_moves_during_replication_is_replicated_again() {
             sec.add("v2", SecretValue::String("two".into()));
         }
     });
-    let o = run(&s, &Shared::new(25), &c, "app/db").await;
+    let o = run(&s, &fresh(), &c, "app/db").await;
     assert_eq!(o[0].status, Status::Replicated);
     assert_eq!(
         s.value(OWN, "us-west-2", "dr/app/db").as_deref(),
@@ -803,24 +446,24 @@ async fn a_source_that_moves_during_replication_is_replicated_again() {
     assert_eq!(reads, 2);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_binary_source_with_transforms_fails_instead_of_corrupting() {
-    let s = FakeStores::default();
+    let s = stores();
     let c = config(
         r#"{"rules":[{"match":["**"],"destinations":[{"region":"us-west-2","transforms":[{"sed":"s/a/b/"}]}]}]}"#,
     )
     .await;
     {
         let mut w = s.world.lock().unwrap();
-        let mut sec = FakeSecret {
+        let mut sec = Secret {
             arn: format!("arn:aws:secretsmanager:us-east-1:{OWN}:secret:bin-AbCdEf"),
-            ..FakeSecret::default()
+            ..Secret::default()
         };
         sec.add("v1", SecretValue::Binary(vec![0, 1, 2]));
         w.secrets
             .insert((OWN.into(), "us-east-1".into(), "bin".into()), sec);
     }
-    let o = run(&s, &Shared::new(25), &c, "bin").await;
+    let o = run(&s, &fresh(), &c, "bin").await;
     assert_eq!(
         o[0].error.as_ref().unwrap().kind,
         ErrorKind::TransformFailed
@@ -828,46 +471,23 @@ async fn a_binary_source_with_transforms_fails_instead_of_corrupting() {
     assert!(s.secret(OWN, "us-west-2", "bin").is_none());
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_name_no_rule_matches_is_not_even_read() {
-    let s = FakeStores::default();
+    let s = stores();
     let c = config(WEST).await;
-    let o = run(&s, &Shared::new(25), &c, "other/db").await;
-    assert_eq!(
-        o[0].reason.as_deref(),
-        Some(rules::reason::NO_MATCHING_RULE)
-    );
+    let o = run(&s, &fresh(), &c, "other/db").await;
+    assert_eq!(o[0].reason, Some(SkipReason::NoMatchingRule));
     assert!(s.calls().is_empty());
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_missing_source_is_source_not_found() {
-    let s = FakeStores::default();
+    let s = stores();
     let c = config(WEST).await;
-    match replicate_source(
-        &s,
-        &Shared::new(25),
-        &c,
-        &sref("app/none"),
-        None,
-        Job::VALUE,
-    )
-    .await
-    {
+    match source_job(&s, &fresh(), &c, "app/none", Job::VALUE).await {
         SourceResult::Failed { error, .. } => assert_eq!(error.kind(), ErrorKind::SourceNotFound),
         other => panic!("{other:?}"),
     }
-}
-
-#[test]
-fn the_limiter_allows_a_burst_then_spaces_writes() {
-    let l = WriteLimiter::new(4);
-    let waits: Vec<Duration> = (0..6).map(|_| l.reserve("1", "r")).collect();
-    assert!(waits[..4].iter().all(|w| w.is_zero()), "{waits:?}");
-    assert!(waits[4] > Duration::from_millis(200), "{waits:?}");
-    assert!(waits[5] > waits[4]);
-    // Another account/region has its own budget.
-    assert!(l.reserve("2", "r").is_zero());
 }
 
 const WRITES: [&str; 8] = [
@@ -890,36 +510,35 @@ fn writes(calls: &[String]) -> Vec<String> {
 }
 
 async fn run_job(
-    s: &FakeStores,
-    shared: &Shared,
+    s: &MemoryStores,
+    shared: &ContainerState,
     c: &Config,
     name: &str,
     mode: Mode,
 ) -> Vec<Outcome> {
     let job = Job {
         mode,
-        value: true,
-        metadata: true,
+        scope: Scope::Both,
     };
-    match replicate_source(s, shared, c, &sref(name), Some("us-east-1"), job).await {
+    match source_job(s, shared, c, name, job).await {
         SourceResult::Outcomes(o) => o,
         SourceResult::Failed { error, .. } => panic!("{error}"),
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn compare_mode_writes_nothing_when_the_copy_is_in_sync_and_repairs_drift() {
-    let s = FakeStores::default();
+    let s = stores();
     let c = config(WEST).await;
     s.seed("us-east-1", "app/db", "v1", "one");
-    let o = run_job(&s, &Shared::new(25), &c, "app/db", Mode::Compare).await;
+    let o = run_job(&s, &fresh(), &c, "app/db", Mode::Compare).await;
     assert_eq!(
         (o[0].status, o[0].action),
         (Status::Replicated, Action::Create)
     );
     s.calls();
     // A fresh container, nothing changed: reads only.
-    let o = run_job(&s, &Shared::new(25), &c, "app/db", Mode::Compare).await;
+    let o = run_job(&s, &fresh(), &c, "app/db", Mode::Compare).await;
     assert_eq!(
         (o[0].status, o[0].action),
         (Status::Unchanged, Action::None)
@@ -929,7 +548,7 @@ async fn compare_mode_writes_nothing_when_the_copy_is_in_sync_and_repairs_drift(
     s.edit(OWN, "us-west-2", "dr/app/db", |d| {
         d.add("hand", SecretValue::String("drift".into()))
     });
-    let o = run_job(&s, &Shared::new(25), &c, "app/db", Mode::Compare).await;
+    let o = run_job(&s, &fresh(), &c, "app/db", Mode::Compare).await;
     assert_eq!(o[0].status, Status::Replicated, "{o:?}");
     assert_eq!(
         s.value(OWN, "us-west-2", "dr/app/db").as_deref(),
@@ -937,27 +556,27 @@ async fn compare_mode_writes_nothing_when_the_copy_is_in_sync_and_repairs_drift(
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn compare_mode_leaves_an_equal_value_written_by_someone_else_alone() {
-    let s = FakeStores::default();
+    let s = stores();
     let c = config(WEST).await;
     s.seed("us-east-1", "app/db", "v1", "one");
-    run_job(&s, &Shared::new(25), &c, "app/db", Mode::Compare).await;
+    run_job(&s, &fresh(), &c, "app/db", Mode::Compare).await;
     s.edit(OWN, "us-west-2", "dr/app/db", |d| {
         d.add("hand", SecretValue::String("one".into()))
     });
     s.calls();
-    let o = run_job(&s, &Shared::new(25), &c, "app/db", Mode::Compare).await;
+    let o = run_job(&s, &fresh(), &c, "app/db", Mode::Compare).await;
     assert_eq!(o[0].status, Status::Unchanged);
     assert!(writes(&s.calls()).is_empty());
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_dry_run_reports_and_writes_nothing() {
-    let s = FakeStores::default();
+    let s = stores();
     let c = config(WEST).await;
     s.seed("us-east-1", "app/db", "v1", "a value");
-    let o = run_job(&s, &Shared::new(25), &c, "app/db", Mode::Plan).await;
+    let o = run_job(&s, &fresh(), &c, "app/db", Mode::Plan).await;
     assert_eq!(
         (o[0].status, o[0].action),
         (Status::Planned, Action::Create)
@@ -966,15 +585,15 @@ async fn a_dry_run_reports_and_writes_nothing() {
     assert!(writes(&s.calls()).is_empty());
     assert!(s.secret(OWN, "us-west-2", "dr/app/db").is_none());
 
-    run_job(&s, &Shared::new(25), &c, "app/db", Mode::Compare).await;
-    let o = run_job(&s, &Shared::new(25), &c, "app/db", Mode::Plan).await;
+    run_job(&s, &fresh(), &c, "app/db", Mode::Compare).await;
+    let o = run_job(&s, &fresh(), &c, "app/db", Mode::Plan).await;
     assert_eq!(
         (o[0].action, o[0].would_change),
         (Action::None, Some(false))
     );
     s.seed("us-east-1", "app/db", "v2", "another");
     s.calls();
-    let o = run_job(&s, &Shared::new(25), &c, "app/db", Mode::Plan).await;
+    let o = run_job(&s, &fresh(), &c, "app/db", Mode::Plan).await;
     assert_eq!(
         (o[0].action, o[0].would_change),
         (Action::Update, Some(true))
@@ -987,14 +606,18 @@ async fn a_dry_run_reports_and_writes_nothing() {
 }
 
 /// A DeleteSecret event for `app/db`, processed by a fresh container.
-async fn deletion(s: &FakeStores, c: &Config) -> Vec<Outcome> {
-    let r = delete_source(
-        s,
-        &Shared::new(25),
-        c,
+async fn deletion(s: &MemoryStores, c: &Config) -> Vec<Outcome> {
+    let r = Replicator {
+        stores: s,
+        state: &fresh(),
+        config: c,
+        retry: RETRY,
+    }
+    .delete(
         &sref("app/db"),
         Some("us-east-1"),
         None,
+        DeletionWindow::Unknown,
         false,
     )
     .await;
@@ -1004,9 +627,9 @@ async fn deletion(s: &FakeStores, c: &Config) -> Vec<Outcome> {
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn deletion_follows_the_source_only_where_configured_and_owned() {
-    let s = FakeStores::default();
+    let s = stores();
     let c = config(
         r#"{"rules":[{"match":["app/**"],"destinations":[
             {"region":"us-west-2","delete_with_source":true},
@@ -1015,7 +638,7 @@ async fn deletion_follows_the_source_only_where_configured_and_owned() {
     )
     .await;
     s.seed("us-east-1", "app/db", "v1", "one");
-    run(&s, &Shared::new(25), &c, "app/db").await;
+    run(&s, &fresh(), &c, "app/db").await;
     s.edit(OWN, "us-east-1", "app/db", |d| d.deleted = true);
     let o = deletion(&s, &c).await;
     let by_region = |r: &str| {
@@ -1025,8 +648,8 @@ async fn deletion_follows_the_source_only_where_configured_and_owned() {
     };
     assert_eq!(by_region("us-west-2").status, Status::Deleted);
     assert_eq!(
-        by_region("eu-west-1").reason.as_deref(),
-        Some(reason::DELETE_SYNC_OFF)
+        by_region("eu-west-1").reason,
+        Some(SkipReason::DeleteSyncOff)
     );
     assert!(s.secret(OWN, "us-west-2", "app/db").unwrap().deleted);
     assert!(!s.secret(OWN, "eu-west-1", "app/db").unwrap().deleted);
@@ -1043,24 +666,470 @@ async fn deletion_follows_the_source_only_where_configured_and_owned() {
     assert!(!s.secret(OWN, "us-west-2", "app/db").unwrap().deleted);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn deletion_never_touches_a_secret_this_source_does_not_own() {
-    let s = FakeStores::default();
+    let s = stores();
     let c = config(r#"{"rules":[{"match":["app/**"],"destinations":[{"region":"us-west-2","delete_with_source":true}]}]}"#).await;
     s.seed("us-east-1", "app/db", "v1", "one");
     s.seed("us-west-2", "app/db", "x", "not ours");
     s.edit(OWN, "us-east-1", "app/db", |d| d.deleted = true);
     let o = deletion(&s, &c).await;
-    assert_eq!(o[0].reason.as_deref(), Some(reason::NOT_OWNED));
+    assert_eq!(o[0].reason, Some(SkipReason::NotOwned));
     assert!(!s.secret(OWN, "us-west-2", "app/db").unwrap().deleted);
 }
 
-#[test]
-fn the_recovery_window_is_what_is_left_of_the_source_s_at_least_7_days() {
-    let now = std::time::SystemTime::now();
-    let days = |d: u64| Some(now + Duration::from_secs(d * 86_400 - 60));
-    assert_eq!(window_days(days(20)), 20);
-    assert_eq!(window_days(days(2)), 7);
-    assert_eq!(window_days(None), 7);
-    assert_eq!(window_days(days(40)), 30);
+// ---- SPEC §12: AWS as documented ---------------------------------------------------------------
+
+/// A destination with a copy of `app/db` written by a first container, then a new container.
+async fn owned_copy(s: &MemoryStores, c: &Config) {
+    s.seed("us-east-1", "app/db", "v1", "one");
+    run(s, &fresh(), c, "app/db").await;
+    s.seed("us-east-1", "app/db", "v2", "two");
+    s.calls();
+}
+
+#[tokio::test(start_paused = true)]
+async fn primary_region_on_an_owned_primary_is_not_a_native_replica() {
+    // AWS returns PrimaryRegion on primaries too (the memory does, like AWS): a fresh container
+    // must still write the copies it owns.
+    let s = stores();
+    let c = config(WEST).await;
+    owned_copy(&s, &c).await;
+    let d = s.secret(OWN, "us-west-2", "dr/app/db").unwrap();
+    assert!(d.replica_of.is_none());
+    let o = run(&s, &fresh(), &c, "app/db").await;
+    assert_eq!(
+        (o[0].status, o[0].action),
+        (Status::Replicated, Action::Update),
+        "{o:?}"
+    );
+    assert_eq!(
+        s.value(OWN, "us-west-2", "dr/app/db").as_deref(),
+        Some("two")
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_native_replica_is_never_written() {
+    let s = stores();
+    let c = config(WEST).await;
+    owned_copy(&s, &c).await;
+    s.edit(OWN, "us-west-2", "dr/app/db", |d| {
+        d.replica_of = Some("eu-central-1".into())
+    });
+    let o = run(&s, &fresh(), &c, "app/db").await;
+    assert_eq!(o[0].status_code, 409, "{o:?}");
+    assert!(writes(&s.calls()).is_empty());
+}
+
+/// WEST with a KMS key on its destination.
+fn west_with_key(key: &str) -> String {
+    WEST.replace(
+        r#""name":"dr/${SECRET_NAME}""#,
+        &format!(r#""name":"dr/${{SECRET_NAME}}","kms_key_id":"{key}""#),
+    )
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_destination_s_own_key_is_never_described_and_a_rekey_writes_a_new_version() {
+    let s = stores();
+    s.add_key(OWN, "us-west-2", "configured", &["alias/dr"], true);
+    // Somebody else's key: the function may not describe it (least privilege).
+    s.add_key(OWN, "us-west-2", "theirs", &["alias/theirs"], false);
+    s.seed("us-east-1", "app/db", "v1", "one");
+    s.seed(
+        "us-west-2",
+        "dr/app/db",
+        "00000000-0000-4000-8000-0000000000aa",
+        "old",
+    );
+    s.edit(OWN, "us-west-2", "dr/app/db", |d| {
+        d.kms = Some(format!("arn:aws:kms:us-west-2:{OWN}:key/theirs"))
+    });
+    let adopt =
+        west_with_key("alias/dr").replace(r#""kms_key_id""#, r#""adopt":true,"kms_key_id""#);
+    let c = config(&adopt).await;
+    let o = run(&s, &fresh(), &c, "app/db").await;
+    assert_eq!(o[0].status, Status::Replicated, "{o:?}");
+    let calls = s.calls();
+    let described: Vec<&String> = calls
+        .iter()
+        .filter(|c| c.starts_with("DescribeKey"))
+        .collect();
+    assert_eq!(described, ["DescribeKey alias/dr"], "{calls:?}");
+    let d = s.secret(OWN, "us-west-2", "dr/app/db").unwrap();
+    assert_eq!(d.kms.as_deref(), Some("alias/dr"));
+    // The current value was written after UpdateSecret(KmsKeyId).
+    let cur = d.current().unwrap();
+    assert_eq!(cur.written_key.as_deref(), Some("alias/dr"));
+    assert_eq!(cur.value, SecretValue::String("one".into()));
+    // UpdateSecret carried the key only; the value went through PutSecretValue.
+    let update = calls
+        .iter()
+        .position(|c| c.starts_with("UpdateSecret "))
+        .unwrap();
+    let put = calls
+        .iter()
+        .position(|c| c.starts_with("PutSecretValue"))
+        .unwrap();
+    assert!(update < put, "{calls:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_destination_already_on_the_configured_key_in_any_form_is_left_alone() {
+    for have in [
+        format!("arn:aws:kms:us-west-2:{OWN}:key/configured"),
+        "configured".to_string(),
+        format!("arn:aws:kms:us-west-2:{OWN}:alias/dr"),
+        "alias/dr".to_string(),
+    ] {
+        let s = stores();
+        s.add_key(OWN, "us-west-2", "configured", &["alias/dr"], true);
+        let c = config(&west_with_key("alias/dr")).await;
+        owned_copy(&s, &c).await;
+        s.edit(OWN, "us-west-2", "dr/app/db", |d| {
+            d.kms = Some(have.clone())
+        });
+        let o = run(&s, &fresh(), &c, "app/db").await;
+        assert_eq!(o[0].action, Action::Update, "{have}: {o:?}");
+        let calls = s.calls();
+        assert!(
+            !calls.iter().any(|c| c.starts_with("UpdateSecret ")),
+            "{have}: no re-key, {calls:?}"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_managed_key_matches_a_destination_without_key_id_and_is_never_described() {
+    let s = stores();
+    let c = config(&west_with_key("alias/aws/secretsmanager")).await;
+    s.seed("us-east-1", "app/db", "v1", "one");
+    run(&s, &fresh(), &c, "app/db").await;
+    // AWS omits KmsKeyId for the managed key.
+    s.edit(OWN, "us-west-2", "dr/app/db", |d| d.kms = None);
+    s.calls();
+    for mode in [Mode::Compare, Mode::Plan] {
+        let o = run_job(&s, &fresh(), &c, "app/db", mode).await;
+        assert_eq!(o[0].action, Action::None, "{mode:?}: {o:?}");
+    }
+    let calls = s.calls();
+    assert!(
+        !calls.iter().any(|c| c.starts_with("DescribeKey")),
+        "{calls:?}"
+    );
+    assert!(writes(&calls).is_empty(), "{calls:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_create_refused_as_existing_that_describe_does_not_find_yet_is_retried() {
+    let s = stores();
+    let c = config(WEST).await;
+    s.seed("us-east-1", "app/db", "v1", "one");
+    // Another invocation created it; our describes lag behind (eventual consistency).
+    s.seed(
+        "us-west-2",
+        "dr/app/db",
+        "00000000-0000-4000-8000-0000000000bb",
+        "other copy",
+    );
+    s.edit(OWN, "us-west-2", "dr/app/db", |d| {
+        d.tags = vec![(MARKER_TAG.into(), format!("{OWN}:us-east-1:app/db"))]
+    });
+    s.hide("dr/app/db", 3);
+    let o = run(&s, &fresh(), &c, "app/db").await;
+    assert_eq!(o[0].status, Status::Replicated, "{o:?}");
+    assert_eq!(
+        s.value(OWN, "us-west-2", "dr/app/db").as_deref(),
+        Some("one")
+    );
+
+    // When the contradiction persists: retriable (502), never a permanent 409.
+    let s = stores();
+    s.seed("us-east-1", "app/db", "v1", "one");
+    s.seed(
+        "us-west-2",
+        "dr/app/db",
+        "00000000-0000-4000-8000-0000000000bb",
+        "other copy",
+    );
+    s.hide("dr/app/db", 100);
+    let o = run(&s, &fresh(), &c, "app/db").await;
+    assert_eq!(o[0].status, Status::Failed);
+    assert_eq!(o[0].status_code, 502, "{o:?}");
+    assert_eq!(
+        o[0].retry_class,
+        Some(crate::outcome::RetryClass::Retriable)
+    );
+    assert_eq!(o[0].error.as_ref().unwrap().kind, ErrorKind::ServiceError);
+}
+
+fn source_key() -> crate::store::memory::Key {
+    (OWN.into(), "us-east-1".into(), "app/db".into())
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stale_re_read_of_the_source_never_starts_another_round() {
+    let s = stores();
+    let c = config(WEST).await;
+    s.seed("us-east-1", "app/db", "v1", "one");
+    run(&s, &fresh(), &c, "app/db").await;
+    // v2 lands. Right after we write it, the source's reads lag behind: its description does
+    // not list v2 yet and a value read would still answer v1.
+    s.edit(OWN, "us-east-1", "app/db", |d| {
+        d.add("v2", SecretValue::String("two".into()))
+    });
+    let before = s.secret(OWN, "us-east-1", "app/db").unwrap();
+    s.after_next_write(move |w: &mut World| {
+        let now = w.secrets.insert(source_key(), before.clone());
+        // The state as it was before v2, for a while.
+        let mut old = before.clone();
+        old.versions.retain(|v| v.id == "v1");
+        old.versions[0].stages = vec![AWSCURRENT.into()];
+        w.secrets.insert(source_key(), old);
+        w.freeze_describe(&source_key(), 2);
+        w.freeze_value(&source_key(), 5);
+        if let Some(now) = now {
+            w.secrets.insert(source_key(), now);
+        }
+    });
+    s.calls();
+    let o = run(&s, &fresh(), &c, "app/db").await;
+    assert_eq!(o[0].status, Status::Replicated, "{o:?}");
+    let calls = s.calls();
+    let reads = calls
+        .iter()
+        .filter(|c| c.starts_with("GetSecretValue"))
+        .count();
+    assert_eq!(reads, 1, "a stale re-read is no move: {calls:?}");
+    assert_eq!(
+        s.value(OWN, "us-west-2", "dr/app/db").as_deref(),
+        Some("two"),
+        "never rolled back to the stale version"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_read_behind_the_re_read_is_read_again_and_never_writes_the_older_value() {
+    let s = stores();
+    let c = config(WEST).await;
+    s.seed("us-east-1", "app/db", "v1", "one");
+    // While v1 is written, v2 lands; the description shows it, the next two value reads do not.
+    s.after_next_write(|w: &mut World| {
+        w.freeze_value(&source_key(), 2);
+        if let Some(sec) = w.secrets.get_mut(&source_key()) {
+            sec.add("v2", SecretValue::String("two".into()));
+        }
+    });
+    let o = run(&s, &fresh(), &c, "app/db").await;
+    assert_eq!(o[0].status, Status::Replicated, "{o:?}");
+    assert_eq!(
+        s.value(OWN, "us-west-2", "dr/app/db").as_deref(),
+        Some("two")
+    );
+    let calls = s.calls();
+    let puts = writes(&calls)
+        .iter()
+        .filter(|c| c.starts_with("PutSecretValue"))
+        .count();
+    assert_eq!(
+        puts, 1,
+        "v1 created, v2 put, the stale answers never written: {calls:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn throttled_writes_are_retried_through_the_budget_which_slows_down() {
+    let s = stores();
+    let c = config(WEST).await;
+    s.seed("us-east-1", "app/db", "v1", "one");
+    let state = ContainerState::new(10.0, 2);
+    run(&s, &state, &c, "app/db").await;
+    s.seed("us-east-1", "app/db", "v2", "two");
+    s.fail("PutSecretValue", "dr/app/db", "ThrottlingException", 2);
+    s.calls();
+    let o = run(&s, &state, &c, "app/db").await;
+    assert_eq!(o[0].status, Status::Replicated, "{o:?}");
+    let puts = s
+        .calls()
+        .iter()
+        .filter(|c| c.starts_with("PutSecretValue"))
+        .count();
+    assert_eq!(puts, 3, "two throttled attempts, then the write");
+    // 10/s for 2 containers = 5/s; halved twice.
+    assert_eq!(state.budget.share(), 5.0);
+    assert_eq!(state.budget.rate(OWN, "us-west-2"), 1.25);
+
+    // A quota is never retried within the invocation.
+    s.seed("us-east-1", "app/db", "v3", "three");
+    s.fail("PutSecretValue", "dr/app/db", "LimitExceededException", 5);
+    s.calls();
+    let o = run(&s, &state, &c, "app/db").await;
+    assert_eq!(o[0].error.as_ref().unwrap().kind, ErrorKind::Throttled);
+    let puts = s
+        .calls()
+        .iter()
+        .filter(|c| c.starts_with("PutSecretValue"))
+        .count();
+    assert_eq!(puts, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_secret_created_without_a_value_is_skipped_no_value() {
+    let s = stores();
+    let c = config(WEST).await;
+    s.world.lock().unwrap().secrets.insert(
+        (OWN.into(), "us-east-1".into(), "app/db".into()),
+        Secret {
+            arn: format!("arn:aws:secretsmanager:us-east-1:{OWN}:secret:app/db-AbCdEf"),
+            ..Secret::default()
+        },
+    );
+    let o = run(&s, &fresh(), &c, "app/db").await;
+    assert_eq!(o.len(), 1);
+    assert_eq!(
+        (o[0].status, o[0].reason),
+        (Status::Skipped, Some(SkipReason::NoValue))
+    );
+    // A secret that does not exist is still SourceNotFound.
+    match source_job(&s, &fresh(), &c, "app/none", Job::VALUE).await {
+        SourceResult::Failed { error, .. } => assert_eq!(error.kind(), ErrorKind::SourceNotFound),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn aws_tags_do_not_count_toward_50_and_creates_check_the_limit() {
+    let doc = r#"{"rules":[{"match":["app/**"],"destinations":[{"region":"us-west-2","copy_tags":true}]}]}"#;
+    let c = config(doc).await;
+    for (user_tags, ok) in [(49usize, true), (50, false)] {
+        let s = stores();
+        s.seed("us-east-1", "app/db", "v1", "one");
+        s.edit(OWN, "us-east-1", "app/db", |d| {
+            d.tags = (0..user_tags)
+                .map(|i| (format!("k{i}"), "v".into()))
+                .collect();
+            d.tags
+                .extend((0..20).map(|i| (format!("aws:t{i}"), "v".into())));
+        });
+        let o = run(&s, &fresh(), &c, "app/db").await;
+        if ok {
+            assert_eq!(o[0].status, Status::Replicated, "{user_tags}: {o:?}");
+            let d = s.secret(OWN, "us-west-2", "app/db").unwrap();
+            assert_eq!(d.tags.len(), 50, "49 copied + the marker, no aws: tags");
+        } else {
+            assert!(
+                o[0].error.as_ref().unwrap().code.as_deref() == Some("TooManyTags"),
+                "{o:?}"
+            );
+            assert_eq!(o[0].action, Action::Create);
+            assert!(writes(&s.calls()).is_empty(), "refused before the call");
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_adopted_destination_scheduled_for_deletion_is_restored_before_it_is_tagged() {
+    let s = stores();
+    s.seed("us-east-1", "app/db", "v1", "one");
+    s.seed(
+        "us-west-2",
+        "dr/app/db",
+        "00000000-0000-4000-8000-0000000000cc",
+        "theirs",
+    );
+    s.edit(OWN, "us-west-2", "dr/app/db", |d| d.deleted = true);
+    let adopt = WEST.replace(
+        r#""name":"dr/${SECRET_NAME}""#,
+        r#""name":"dr/${SECRET_NAME}","adopt":true"#,
+    );
+    let o = run(&s, &fresh(), &config(&adopt).await, "app/db").await;
+    assert_eq!(
+        (o[0].status, o[0].action),
+        (Status::Restored, Action::Restore),
+        "{o:?}"
+    );
+    let calls = writes(&s.calls());
+    assert_eq!(
+        calls
+            .iter()
+            .map(|c| c.split(' ').next().unwrap())
+            .collect::<Vec<_>>(),
+        ["RestoreSecret", "TagResource", "PutSecretValue"]
+    );
+    assert_eq!(
+        s.value(OWN, "us-west-2", "dr/app/db").as_deref(),
+        Some("one")
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_empty_transformed_value_is_transform_failed() {
+    let s = stores();
+    let c = config(
+        r#"{"rules":[{"match":["app/**"],"destinations":[{"region":"us-west-2","transforms":[{"sed":"s/.*//"}]}]}]}"#,
+    )
+    .await;
+    s.seed("us-east-1", "app/db", "v1", "one");
+    let o = run(&s, &fresh(), &c, "app/db").await;
+    assert_eq!(
+        o[0].error.as_ref().unwrap().kind,
+        ErrorKind::TransformFailed,
+        "{o:?}"
+    );
+    assert_eq!(o[0].status_code, 422);
+    assert!(writes(&s.calls()).is_empty());
+}
+
+/// WEST restricted to sources tagged `replicate=dr`.
+const WEST_TAGGED: &str = r#"{"rules":[{"match":["app/**"],"tags":{"replicate":"dr"},"destinations":[{"region":"us-west-2","name":"dr/${SECRET_NAME}"}]}]}"#;
+
+#[tokio::test(start_paused = true)]
+async fn a_tag_rule_replicates_only_tagged_sources_and_a_tag_event_starts_it() {
+    let s = stores();
+    let c = config(WEST_TAGGED).await;
+    s.seed("us-east-1", "app/db", "v1", "one");
+    let o = run(&s, &fresh(), &c, "app/db").await;
+    assert_eq!(o[0].reason, Some(SkipReason::NoMatchingRule), "{o:?}");
+    // One DescribeSecret for the tags, no write.
+    let calls = s.calls();
+    assert_eq!(
+        calls
+            .iter()
+            .filter(|c| c.starts_with("DescribeSecret"))
+            .count(),
+        1,
+        "{calls:?}"
+    );
+    assert!(writes(&calls).is_empty());
+    // The owner adds the opt-in tag: the TagResource event replicates the value at once.
+    s.edit(OWN, "us-east-1", "app/db", |d| {
+        d.tags.push(("replicate".into(), "dr".into()))
+    });
+    let tag_event = Job {
+        mode: Mode::Write,
+        scope: Scope::Metadata,
+    };
+    let o = match source_job(&s, &fresh(), &c, "app/db", tag_event).await {
+        SourceResult::Outcomes(o) => o,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        (o[0].status, o[0].action),
+        (Status::Replicated, Action::Create),
+        "{o:?}"
+    );
+    assert_eq!(
+        s.value(OWN, "us-west-2", "dr/app/db").as_deref(),
+        Some("one")
+    );
+    // Removing the tag stops future replication and leaves the copy in place.
+    s.edit(OWN, "us-east-1", "app/db", |d| d.tags.clear());
+    s.seed("us-east-1", "app/db", "v2", "two");
+    let o = run(&s, &fresh(), &c, "app/db").await;
+    assert_eq!(o[0].reason, Some(SkipReason::NoMatchingRule));
+    assert_eq!(
+        s.value(OWN, "us-west-2", "dr/app/db").as_deref(),
+        Some("one")
+    );
 }

@@ -11,10 +11,10 @@ use aws_sdk_secretsmanager::Client as Sm;
 use aws_sdk_secretsmanager::operation::describe_secret::DescribeSecretOutput;
 use aws_sdk_secretsmanager::primitives::Blob;
 use secret_replicator::app::{App, Failure};
-use secret_replicator::config::{Env, Settings};
+use secret_replicator::aws::{AwsStores, sdk_config_loader};
 use secret_replicator::metrics::Metrics;
 use secret_replicator::outcome::Report;
-use secret_replicator::store::{AwsStores, sdk_config_loader};
+use secret_replicator::settings::{Env, Settings};
 use serde_json::Value;
 use std::time::Duration;
 

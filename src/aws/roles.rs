@@ -7,9 +7,9 @@
 //! handed out at the start of an invocation outlives it and AssumeRole runs about once every 45
 //! minutes per role.
 
+use super::errors::map_sdk_error;
 use crate::config::Role;
 use crate::outcome::Error;
-use crate::store::map_sdk_error;
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::{self, ProvideCredentials, error::CredentialsError};
 use std::collections::HashMap;

@@ -1,0 +1,701 @@
+//! One source secret → its destinations (SPEC §5, §8). Read the source's current value →
+//! rules name the destinations → every transform and token computed (pure) → each destination
+//! observed and decided → the plans executed concurrently; a race means observe once more and
+//! decide again → re-read the source's version and go again if it moved.
+//!
+//! `observe` (what AWS holds) → `decide` (pure: the plan, the status, the action) → `execute`
+//! (the steps, paced by the write budget). A dry run is decide without execute. Deletion
+//! (`delete`) and the `all` run (`backfill`) are built from the same three.
+
+pub mod backfill;
+pub mod decide;
+pub mod delete;
+pub mod execute;
+pub mod job;
+pub mod observe;
+pub mod state;
+
+pub use decide::{MARKER_TAG, MAX_TAGS};
+pub use job::{Job, Mode, Scope};
+pub use state::ContainerState;
+
+use crate::config::{Config, Destination};
+use crate::event::SecretRef;
+use crate::metrics;
+use crate::outcome::{Action, DestinationRef, Error, Outcome, SkipReason, Status};
+use crate::rules::{self, Planned, Source, Target};
+use crate::secret::SecretValue;
+use crate::store::{CurrentValue, Description, ReadSecrets, RetryPolicy, Stores};
+use crate::token;
+use crate::transform::{ApplyError, MAX_VALUE_BYTES};
+use decide::{DestState, Learned, Plan, Seen, Step, Want, counted_tags, too_many_tags, user_tags};
+use execute::{CreateSpec, Executor, Ran};
+use std::time::{Duration, Instant};
+
+/// How many times a source whose current version moved during replication is replicated again.
+pub const MAX_ROUNDS: usize = 3;
+
+/// How many times one destination is observed and decided again after races (a label that keeps
+/// moving, a create/describe contradiction) before the destination fails, retriable.
+pub const MAX_RACES: usize = 3;
+
+/// Re-reads of an answer that does not show a write yet (eventual consistency, SPEC §12).
+pub const STALE_READS: usize = 3;
+
+/// The first backoff before reading again after a contradiction; it doubles each time.
+pub const STALE_BACKOFF: Duration = Duration::from_millis(100);
+
+/// What happened to one source.
+#[derive(Debug)]
+pub enum SourceResult {
+    /// One outcome per destination (or one skip without destination).
+    Outcomes(Vec<Outcome>),
+    /// The source could not be read; no destination is known.
+    Failed { source: String, error: Error },
+}
+
+/// The source's tags and description (DescribeSecret, or the ListSecrets entry).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceMeta {
+    /// Every tag (rules with `tags` filter on them).
+    pub tags: Vec<(String, String)>,
+    /// User tags only: never `aws:*`, never `secret-replicator:*` (copied to destinations).
+    pub user_tags: Vec<(String, String)>,
+    pub description: Option<String>,
+}
+
+impl SourceMeta {
+    fn of(d: &Description) -> Self {
+        SourceMeta {
+            tags: d.tags.clone(),
+            user_tags: user_tags(&d.tags),
+            description: d.description.clone(),
+        }
+    }
+}
+
+/// What is known about a source before it is read (from a listing).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Known<'a> {
+    /// Its tags, when a listing gave them.
+    pub tags: Option<&'a [(String, String)]>,
+}
+
+/// Replicates sources: the clients, the container's state, the configuration.
+pub struct Replicator<'a, S: Stores> {
+    pub stores: &'a S,
+    pub state: &'a ContainerState,
+    pub config: &'a Config,
+    /// How writes are retried (the SDK's policy for reads).
+    pub retry: RetryPolicy,
+}
+
+/// Whether some destination of a rule matching `name` has the property.
+fn wants(config: &Config, name: &str, property: impl Fn(&Destination) -> bool) -> bool {
+    config
+        .rules
+        .iter()
+        .filter(|r| r.matches(name))
+        .flat_map(|r| &r.destinations)
+        .any(property)
+}
+
+fn copies_metadata(d: &Destination) -> bool {
+    d.copy_tags || d.copy_description
+}
+
+/// Sleeps before reading again after a contradiction (`n` ≥ 1).
+async fn stale_backoff(n: usize) {
+    tokio::time::sleep(STALE_BACKOFF * (1 << (n.saturating_sub(1)).min(6)) as u32).await;
+}
+
+impl<S: Stores> Replicator<'_, S> {
+    /// Replicates one source to every destination its rules name.
+    pub async fn source(
+        &self,
+        secret: &SecretRef,
+        region: Option<&str>,
+        job: Job,
+        known: Known<'_>,
+    ) -> SourceResult {
+        let config = self.config;
+        if let Some(name) = secret.name.as_deref() {
+            // An event that names the secret lets us skip secrets no rule wants before reading
+            // them (the function may not even be allowed to read them).
+            if !config.matches_any(name) {
+                return skip(&secret.id, SkipReason::NoMatchingRule);
+            }
+            // A tag event for a secret whose destinations copy no metadata and whose rules do not
+            // select by tag: nothing to read.
+            let tag_rules = config.rules.iter().any(|r| r.matches(name) && r.has_tags());
+            if !job.value() && !tag_rules && !wants(config, name, copies_metadata) {
+                return skip(&secret.id, SkipReason::TagSyncOff);
+            }
+        }
+        let source_store = self.stores.own(region);
+        let mut outcomes = Vec::new();
+        let mut id = secret.id.clone();
+        let mut expected: Option<String> = None;
+        for round in 1..=MAX_ROUNDS {
+            let current = match self
+                .read(&source_store, &id, secret, expected.as_deref())
+                .await
+            {
+                Ok(Some(c)) => c,
+                Ok(None) => break,
+                Err(done) => return done,
+            };
+            id = current.arn.clone();
+            let mut source = source_of(&current.arn, &current.name, region);
+            let needs_tags = known.tags.is_none()
+                && config
+                    .rules
+                    .iter()
+                    .any(|r| r.matches(&source.name) && r.has_tags());
+            let needs_meta = wants(config, &source.name, copies_metadata)
+                && (job.metadata() || job.mode != Mode::Plan);
+            let meta = if needs_tags || needs_meta {
+                match source_store.describe(&current.arn).await {
+                    Ok(d) => d.map(|d| SourceMeta::of(&d)),
+                    Err(error) => {
+                        return SourceResult::Failed {
+                            source: secret.id.clone(),
+                            error,
+                        };
+                    }
+                }
+            } else {
+                None
+            };
+            source.tags = known
+                .tags
+                .map(<[_]>::to_vec)
+                .or_else(|| meta.as_ref().map(|m| m.tags.clone()));
+            outcomes = self.version(&source, &current, meta.as_ref(), job).await;
+            let wrote = job.mode != Mode::Plan
+                && outcomes
+                    .iter()
+                    .any(|o| o.status == Status::Replicated && o.version_id.is_some());
+            if !wrote || round == MAX_ROUNDS {
+                break;
+            }
+            // Events arrive late and concurrently: if the source moved while we wrote, the copy
+            // must follow it now, not when (or if) the next event arrives.
+            match self.moved(&source_store, &current).await {
+                Some(next) => {
+                    tracing::info!(source = %current.name, round, "source version moved during replication; going again");
+                    expected = Some(next);
+                }
+                None => break,
+            }
+        }
+        SourceResult::Outcomes(outcomes)
+    }
+
+    /// Reads the source's current value. `expected`: the version a re-read said is current now
+    /// (a later round); a read that does not show it yet is stale and read again, bounded.
+    /// `Ok(None)` ends the rounds.
+    async fn read(
+        &self,
+        store: &S::Store,
+        id: &str,
+        secret: &SecretRef,
+        expected: Option<&str>,
+    ) -> Result<Option<CurrentValue>, SourceResult> {
+        let mut stale = 0;
+        loop {
+            let current = match store.current_value(id).await {
+                Ok(c) => c,
+                Err(e) if e.is_aws("ResourceNotFoundException") => {
+                    return Err(self.missing(store, secret, e).await);
+                }
+                // Secrets Manager refuses to read a secret scheduled for deletion: nothing to copy.
+                Err(e) if e.is_aws("InvalidRequestException") => {
+                    return Err(skip(&secret.id, SkipReason::SourceDeleted));
+                }
+                Err(error) => {
+                    return Err(SourceResult::Failed {
+                        source: secret.id.clone(),
+                        error,
+                    });
+                }
+            };
+            match expected {
+                Some(want) if current.version_id != want => {
+                    stale += 1;
+                    if stale > STALE_READS {
+                        tracing::warn!(source = %current.name, "the source read keeps answering an older version than its description; stopping");
+                        return Ok(None);
+                    }
+                    stale_backoff(stale).await;
+                }
+                _ => return Ok(Some(current)),
+            }
+        }
+    }
+
+    /// GetSecretValue said ResourceNotFoundException: a secret that exists without a current
+    /// value (created without one) is skipped (`no_value`); a missing one is SourceNotFound.
+    async fn missing(&self, store: &S::Store, secret: &SecretRef, e: Error) -> SourceResult {
+        match store.describe(&secret.id).await {
+            Ok(Some(d)) if !d.deleted && d.current_version.is_none() => {
+                skip(&d.arn, SkipReason::NoValue)
+            }
+            Ok(Some(d)) if d.deleted => skip(&d.arn, SkipReason::SourceDeleted),
+            _ => SourceResult::Failed {
+                source: secret.id.clone(),
+                error: Error::SourceNotFound(match e.aws() {
+                    Some(a) => format!("{}: {}", secret.id, a.message),
+                    None => secret.id.clone(),
+                }),
+            },
+        }
+    }
+
+    /// Re-reads the source's version after a write (SPEC §5). `Some(version)`: it moved (a newer
+    /// version, or a rollback to an older one, holds AWSCURRENT). A re-read that does not list
+    /// the version just read at all is stale: read again after a backoff, bounded, and never
+    /// take it as a move.
+    async fn moved(&self, store: &S::Store, read: &CurrentValue) -> Option<String> {
+        for n in 0..=STALE_READS {
+            if n > 0 {
+                stale_backoff(n).await;
+            }
+            let d = match store.describe(&read.arn).await {
+                Ok(Some(d)) => d,
+                Ok(None) => return None,
+                Err(e) => {
+                    tracing::warn!(source = %read.name, error = %e, "could not re-read the source version");
+                    return None;
+                }
+            };
+            let listed = d.version_ids.contains(&read.version_id);
+            match d.current_version {
+                Some(c) if c == read.version_id => return None,
+                Some(c) if listed => return Some(c),
+                _ => continue,
+            }
+        }
+        tracing::warn!(source = %read.name, "the source's description does not show the version just read; not going again");
+        None
+    }
+
+    /// Writes one source version to all its destinations. Every transform and token first
+    /// (pure), then every destination observed and decided, then the plans executed.
+    async fn version(
+        &self,
+        source: &Source,
+        current: &CurrentValue,
+        meta: Option<&SourceMeta>,
+        job: Job,
+    ) -> Vec<Outcome> {
+        let is_replica = token::is_replicator_token(&current.version_id);
+        let planned = rules::plan(self.config, source, is_replica, rules::Tags::Filter);
+        if planned.is_empty() {
+            return vec![Outcome::skipped(
+                &source.arn,
+                None,
+                SkipReason::NoMatchingRule,
+            )];
+        }
+        let all_replica_skips = planned
+            .iter()
+            .all(|p| matches!(p, Planned::Done(o) if o.reason == Some(SkipReason::Replica)));
+        if all_replica_skips {
+            // A replica's own events: one skip, no destination (SPEC §7).
+            return vec![Outcome::skipped(&source.arn, None, SkipReason::Replica)];
+        }
+        let prepared: Vec<Result<Prepared<'_>, Box<Outcome>>> = planned
+            .into_iter()
+            .map(|p| match p {
+                Planned::Done(o) => Err(o),
+                Planned::Write(target) => prepare(source, current, meta, *target, job),
+            })
+            .collect();
+        let decided = futures::future::join_all(prepared.into_iter().map(|p| async move {
+            match p {
+                Ok(p) => self.decide(p).await,
+                Err(o) => Err(*o),
+            }
+        }))
+        .await;
+        let outcomes = decided.into_iter().map(|d| async move {
+            match d {
+                Ok(d) => self.execute(source, d).await,
+                Err(o) => o,
+            }
+        });
+        futures::future::join_all(outcomes).await
+    }
+
+    /// Observe and decide one destination.
+    async fn decide<'p>(&self, p: Prepared<'p>) -> Result<Decided<'p, S::Store>, Outcome> {
+        let started = Instant::now();
+        let store = match self
+            .stores
+            .destination(&p.target.at.region, p.target.dest.role.as_ref())
+            .await
+        {
+            Ok(s) => s,
+            Err(e) => return Err(p.failed(started, Action::None, &e)),
+        };
+        let want = p.want();
+        let trusted = self.state.is_owned(&p.target.at);
+        let state = match observe::observe(&store, &want, p.job, trusted, Learned::default()).await
+        {
+            Ok(s) => s,
+            Err((action, e)) => return Err(p.failed(started, action, &e)),
+        };
+        let plan = match decide::decide(&state, &want, p.job) {
+            Ok(plan) => plan,
+            Err(e) => {
+                let action = if p.job.value() {
+                    Action::None
+                } else {
+                    Action::Tags
+                };
+                return Err(p.failed(started, action, &e));
+            }
+        };
+        Ok(Decided {
+            p,
+            store,
+            state,
+            plan,
+            started,
+        })
+    }
+
+    /// Runs one destination's plan; after a race, observes once more and decides again.
+    async fn execute(&self, source: &Source, d: Decided<'_, S::Store>) -> Outcome {
+        let Decided {
+            p,
+            store,
+            mut state,
+            mut plan,
+            started,
+        } = d;
+        let want = p.want();
+        let done = |status, action, version: Option<String>, plan: &Plan| {
+            let mut o = Outcome {
+                version_id: version,
+                bytes: Some(p.value.len()),
+                reason: plan.reason,
+                ..Outcome::ok(&source.arn, Some(p.target.at.clone()), status, action)
+            };
+            if p.job.mode == Mode::Plan {
+                o.size = Some(p.value.len());
+                o.would_change = Some(plan.changes());
+            }
+            p.finish(o, started)
+        };
+        if p.job.mode == Mode::Plan || !plan.changes() {
+            if plan.status != Status::Skipped && p.job.mode != Mode::Plan {
+                self.state.set_owned(&p.target.at, true);
+            }
+            return done(plan.status, plan.action, current_version(&state), &plan);
+        }
+        let exec = Executor {
+            store: &store,
+            state: self.state,
+            at: &p.target.at,
+            want: &want,
+            create: &p.create,
+            retry: self.retry,
+        };
+        // What the steps that ran did, over every round.
+        let (mut did, mut restored) = (Action::None, false);
+        let status = |did: Action, restored: bool| {
+            if restored {
+                Status::Restored
+            } else if did == Action::None {
+                Status::Unchanged
+            } else {
+                Status::Replicated
+            }
+        };
+        for race in 0..=MAX_RACES {
+            match exec.run(&plan, state.learned).await {
+                Ok(Ran::Done { version }) => {
+                    self.state.set_owned(&p.target.at, true);
+                    did = did.max(plan.action_upto(plan.steps.len()));
+                    restored |= plan.restores_upto(plan.steps.len());
+                    let version = version.or_else(|| current_version(&state));
+                    return done(status(did, restored), did, version, &plan);
+                }
+                Ok(Ran::Raced {
+                    completed,
+                    learned,
+                    observe,
+                }) => {
+                    did = did.max(plan.action_upto(completed));
+                    restored |= plan.restores_upto(completed);
+                    // A create or a label move whose answer was lost (or that another
+                    // invocation made at once) counts when the destination shows its effect.
+                    let raced_step = plan.steps.get(completed).cloned();
+                    if race == MAX_RACES {
+                        break;
+                    }
+                    if observe {
+                        match self.observe_again(&store, &want, p.job, learned).await {
+                            Ok(s) => state = s,
+                            Err((a, e)) => return p.failed(started, did.max(a), &e),
+                        }
+                    } else {
+                        state.learned = learned;
+                    }
+                    plan = match decide::decide(&state, &want, p.job) {
+                        Ok(next) => next,
+                        Err(e) => return p.failed(started, did, &e),
+                    };
+                    if !plan.changes() {
+                        self.state.set_owned(&p.target.at, true);
+                        let version = current_version(&state);
+                        if version.as_deref() == Some(want.token)
+                            && let Some(step @ (Step::Create | Step::Label { .. })) = raced_step
+                        {
+                            did = did.max(step.action());
+                        }
+                        return done(status(did, restored), did, version, &plan);
+                    }
+                }
+                Err((a, e)) => return p.failed(started, a, &e),
+            }
+        }
+        let last = plan.steps.first().map(|s| s.action()).unwrap_or(did);
+        let e = Error::Inconsistent(format!(
+            "{}: the destination kept changing under this write ({MAX_RACES} rounds); retry later",
+            p.target.at.name
+        ));
+        p.failed(started, last, &e)
+    }
+
+    /// Looks at a destination again after a race. An answer that contradicts what AWS just said
+    /// (not found right after "exists", or after a write it accepted) is eventual consistency:
+    /// read again after a short backoff; if it persists, the destination fails retriable (502).
+    async fn observe_again(
+        &self,
+        store: &S::Store,
+        want: &Want<'_>,
+        job: Job,
+        learned: Learned,
+    ) -> Result<DestState, (Action, Error)> {
+        for n in 0..=STALE_READS {
+            if n > 0 {
+                stale_backoff(n).await;
+            }
+            let state = observe::observe(store, want, job, false, learned).await?;
+            if !(learned.exists && state.seen == Seen::Absent) {
+                return Ok(state);
+            }
+        }
+        Err((
+            Action::None,
+            Error::Inconsistent(format!(
+                "Secrets Manager reported {} as existing, then not found; retry later",
+                want.name
+            )),
+        ))
+    }
+}
+
+fn current_version(state: &DestState) -> Option<String> {
+    match &state.seen {
+        Seen::Present(d) => d.current_version.clone(),
+        _ => None,
+    }
+}
+
+fn skip(source: &str, reason: SkipReason) -> SourceResult {
+    SourceResult::Outcomes(vec![Outcome::skipped(source, None, reason)])
+}
+
+/// The source as read, with its region and account from its ARN.
+pub fn source_of(arn: &str, name: &str, region: Option<&str>) -> Source {
+    Source {
+        region: crate::arn::region(arn)
+            .or(region)
+            .unwrap_or_default()
+            .to_string(),
+        account: crate::arn::account(arn).unwrap_or_default().to_string(),
+        arn: arn.to_string(),
+        name: name.to_string(),
+        tags: None,
+    }
+}
+
+/// One destination with everything computed before any call: the value, the token, what a
+/// create carries.
+struct Prepared<'c> {
+    source_arn: String,
+    target: Target<'c>,
+    job: Job,
+    value: SecretValue,
+    token: String,
+    marker: String,
+    create: CreateSpec,
+    tags: Option<Vec<(String, String)>>,
+    description: Option<String>,
+    source_name: String,
+}
+
+impl Prepared<'_> {
+    fn want(&self) -> Want<'_> {
+        Want {
+            name: &self.target.at.name,
+            marker: &self.marker,
+            token: &self.token,
+            value: &self.value,
+            kms_key: self.target.dest.kms_key_id.as_deref(),
+            adopt: self.target.dest.adopt,
+            tags: self.tags.as_deref(),
+            description: self.description.as_deref(),
+        }
+    }
+
+    fn failed(&self, started: Instant, action: Action, e: &Error) -> Outcome {
+        let o = Outcome::failed(&self.source_arn, Some(self.target.at.clone()), action, e);
+        self.finish(o, started)
+    }
+
+    fn finish(&self, mut o: Outcome, started: Instant) -> Outcome {
+        o.duration_ms = Some(started.elapsed().as_millis() as u64);
+        log_outcome(&self.source_name, &o);
+        o
+    }
+}
+
+/// A destination observed and decided, ready to execute.
+struct Decided<'p, T> {
+    p: Prepared<'p>,
+    store: T,
+    state: DestState,
+    plan: Plan,
+    started: Instant,
+}
+
+/// Computes one destination's value and token; a failure is its outcome.
+fn prepare<'c>(
+    source: &Source,
+    current: &CurrentValue,
+    meta: Option<&SourceMeta>,
+    target: Target<'c>,
+    job: Job,
+) -> Result<Prepared<'c>, Box<Outcome>> {
+    let started = Instant::now();
+    let dest = target.dest;
+    let job = job.for_destination(target.tag_rule);
+    let fail = |action, e: &Error| {
+        let mut o = Outcome::failed(&source.arn, Some(target.at.clone()), action, e);
+        o.duration_ms = Some(started.elapsed().as_millis() as u64);
+        log_outcome(&source.name, &o);
+        Box::new(o)
+    };
+    if !job.value() && !copies_metadata(dest) {
+        return Err(Box::new(Outcome::skipped(
+            &source.arn,
+            Some(target.at.clone()),
+            SkipReason::TagSyncOff,
+        )));
+    }
+    let value = transformed(&target, &current.value).map_err(|e| fail(Action::None, &e))?;
+    let token = token::derive(&token::TokenInput {
+        source_arn: &source.arn,
+        source_version: &current.version_id,
+        dest_account: &target.at.account,
+        dest_region: &target.at.region,
+        dest_name: &target.at.name,
+        transform_fingerprint: &dest.fingerprint,
+    });
+    let marker = token::marker_value(&source.account, &source.region, &source.name);
+    let tags = meta.filter(|_| dest.copy_tags).map(|m| m.user_tags.clone());
+    let description = meta
+        .filter(|_| dest.copy_description)
+        .map(|m| m.description.clone().unwrap_or_default());
+    let mut create_tags = vec![(MARKER_TAG.to_string(), marker.clone())];
+    create_tags.extend(tags.iter().flatten().cloned());
+    if counted_tags(&create_tags) > MAX_TAGS {
+        let e = too_many_tags(&target.at.name, "CreateSecret", counted_tags(&create_tags));
+        return Err(fail(Action::Create, &e));
+    }
+    let create = CreateSpec {
+        description: description.clone().unwrap_or_else(|| {
+            format!(
+                "Replica of {} ({} in {}), written by secret-replicator",
+                source.name, source.account, source.region
+            )
+        }),
+        tags: create_tags,
+    };
+    Ok(Prepared {
+        source_arn: source.arn.clone(),
+        job,
+        value,
+        token,
+        marker,
+        create,
+        tags,
+        description,
+        source_name: source.name.clone(),
+        target,
+    })
+}
+
+/// The value a destination gets: the transform chain's output, within Secrets Manager's size,
+/// never empty (SecretString and SecretBinary have a minimum length of 1).
+fn transformed(target: &Target<'_>, value: &SecretValue) -> Result<SecretValue, Error> {
+    let out = match value {
+        SecretValue::Binary(b) => {
+            if !target.dest.transforms.is_empty() {
+                return Err(Error::TransformFailed(
+                    "the source is a binary secret (SecretBinary); transforms apply to SecretString only".into(),
+                ));
+            }
+            SecretValue::Binary(b.clone())
+        }
+        SecretValue::String(s) => match target.dest.transforms.apply(s, &target.vars) {
+            Ok(None) => SecretValue::String(s.clone()),
+            Ok(Some(t)) => SecretValue::String(t),
+            Err(ApplyError::TooLarge { bytes }) => return Err(Error::TooLarge(bytes)),
+            Err(e) => return Err(Error::TransformFailed(e.to_string())),
+        },
+    };
+    if out.is_empty() {
+        return Err(Error::TransformFailed(
+            "the transformed value is empty; Secrets Manager requires at least 1 character".into(),
+        ));
+    }
+    if out.len() > MAX_VALUE_BYTES {
+        return Err(Error::TooLarge(out.len()));
+    }
+    Ok(out)
+}
+
+/// One log line per destination outcome, with the values the result document uses.
+pub fn log_outcome(source_name: &str, o: &Outcome) {
+    let dest = o
+        .destination
+        .as_ref()
+        .map(|d| format!("{}:{}:{}", d.account, d.region, d.name))
+        .unwrap_or_default();
+    let status = metrics::status_name(o.status);
+    let action = o.action.as_str();
+    let reason = o.reason.map(SkipReason::as_str).unwrap_or("");
+    if o.is_failure() {
+        let kind = o.error.as_ref().map(|e| e.kind.as_str()).unwrap_or("");
+        tracing::warn!(source = source_name, destination = %dest, status, action,
+            duration_ms = o.duration_ms, error_kind = kind,
+            error = o.error.as_ref().map(|e| e.message.as_str()).unwrap_or(""), "destination outcome");
+    } else {
+        tracing::info!(source = source_name, destination = %dest, status, action, reason,
+            duration_ms = o.duration_ms, version_id = o.version_id.as_deref().unwrap_or(""), "destination outcome");
+    }
+}
+
+/// The destination's key for logs and the budget.
+pub fn dest_label(at: &DestinationRef) -> String {
+    format!("{}:{}:{}", at.account, at.region, at.name)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,745 @@
+//! An in-memory Secrets Manager and KMS that keeps the rules of the API reference (SPEC §12)
+//! rather than an emulator's: `PrimaryRegion` on every secret, only labelled versions listed,
+//! AWSPREVIOUS following AWSCURRENT, a repeated token ignored (same value) or refused (another
+//! value), writes to a secret scheduled for deletion refused, DescribeKey allowed on configured
+//! keys only. It can be told to fail any call with any AWS code, to answer a read from an earlier
+//! state (eventual consistency), and to run a hook right after a write or before a label move.
+//!
+//! Available to the crate's own tests and, with the `test-util` feature, to integration tests and
+//! benches.
+
+use crate::aws::classify;
+use crate::config::Role;
+use crate::outcome::{AwsError, Error};
+use crate::secret::SecretValue;
+use crate::store::{
+    AWSCURRENT, CurrentValue, Description, KeyInfo, Listed, ManageSecrets, NewSecret, ReadSecrets,
+    ResolveKeys, Stores, WriteSecrets, Written,
+};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
+
+/// The stage that follows AWSCURRENT.
+pub const AWSPREVIOUS: &str = "AWSPREVIOUS";
+
+/// One version of a secret.
+#[derive(Debug, Clone)]
+pub struct Version {
+    pub id: String,
+    pub value: SecretValue,
+    pub stages: Vec<String>,
+    /// The secret's KMS key when this version was written (AWS keeps every version decryptable
+    /// by the key it was written with, SPEC §8).
+    pub written_key: Option<String>,
+    pub created: SystemTime,
+}
+
+/// One secret.
+#[derive(Debug, Clone, Default)]
+pub struct Secret {
+    pub arn: String,
+    pub versions: Vec<Version>,
+    pub tags: Vec<(String, String)>,
+    /// The key as the caller gave it; None = the AWS managed key.
+    pub kms: Option<String>,
+    pub description: Option<String>,
+    /// Scheduled for deletion.
+    pub deleted: bool,
+    /// When a scheduled deletion happens.
+    pub deletion_date: Option<SystemTime>,
+    /// The primary's region when this is a native replica.
+    pub replica_of: Option<String>,
+    pub owning_service: Option<String>,
+}
+
+impl Secret {
+    /// The version holding AWSCURRENT.
+    pub fn current(&self) -> Option<&Version> {
+        self.versions
+            .iter()
+            .find(|v| v.stages.iter().any(|s| s == AWSCURRENT))
+    }
+
+    /// A new version that becomes current; the previous current becomes AWSPREVIOUS and the
+    /// version that was AWSPREVIOUS loses its label (deprecated).
+    pub fn add(&mut self, id: &str, value: SecretValue) {
+        for v in &mut self.versions {
+            v.stages.retain(|s| s != AWSPREVIOUS);
+            if v.stages.iter().any(|s| s == AWSCURRENT) {
+                v.stages.retain(|s| s != AWSCURRENT);
+                v.stages.push(AWSPREVIOUS.into());
+            }
+        }
+        self.versions.push(Version {
+            id: id.into(),
+            value,
+            stages: vec![AWSCURRENT.into()],
+            written_key: self.kms.clone(),
+            created: SystemTime::now(),
+        });
+    }
+
+    fn region(&self) -> &str {
+        crate::arn::region(&self.arn).unwrap_or_default()
+    }
+
+    fn description(&self, name: &str) -> Description {
+        Description {
+            arn: self.arn.clone(),
+            name: name.to_string(),
+            kms_key_id: self.kms.clone(),
+            deleted: self.deleted,
+            deletion_date: self.deletion_date,
+            description: self.description.clone(),
+            version_ids: self
+                .versions
+                .iter()
+                .filter(|v| !v.stages.is_empty())
+                .map(|v| v.id.clone())
+                .collect(),
+            tags: self.tags.clone(),
+            current_version: self.current().map(|v| v.id.clone()),
+            owning_service: self.owning_service.clone(),
+            primary_region: Some(
+                self.replica_of
+                    .clone()
+                    .unwrap_or_else(|| self.region().to_string()),
+            ),
+        }
+    }
+}
+
+/// (account, region, name).
+pub type Key = (String, String, String);
+
+/// A KMS key the memory knows.
+#[derive(Debug, Clone)]
+pub struct MemoryKey {
+    pub info: KeyInfo,
+    pub aliases: Vec<String>,
+    /// Whether the caller may describe it (least privilege: configured keys only).
+    pub describable: bool,
+}
+
+/// A read answered from an earlier state, `times` more times.
+#[derive(Debug, Clone)]
+pub enum Stale {
+    /// DescribeSecret answers this description (None: not found).
+    Describe(Option<Description>),
+    /// GetSecretValue answers this value.
+    Value(CurrentValue),
+}
+
+/// A hook run with the whole world.
+pub type Hook = Box<dyn FnOnce(&mut World) + Send>;
+
+/// Everything the memory holds.
+#[derive(Default)]
+pub struct World {
+    pub secrets: BTreeMap<Key, Secret>,
+    /// `"Operation id"`, in order.
+    pub calls: Vec<String>,
+    /// (operation, name substring, error code, remaining count)
+    pub faults: Vec<(String, String, String, usize)>,
+    /// (account, region) → keys.
+    pub keys: BTreeMap<(String, String), Vec<MemoryKey>>,
+    /// (operation, name, remaining, answer)
+    pub stale: Vec<(&'static str, String, usize, Stale)>,
+    /// AssumeRole calls.
+    pub assumed: usize,
+    /// Runs once, right after the next successful create or put.
+    pub after_write: Option<Hook>,
+    /// Runs once, as the next UpdateSecretVersionStage arrives (before it is checked).
+    pub before_stage: Option<Hook>,
+    counter: u64,
+}
+
+impl std::fmt::Debug for World {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("World")
+            .field("secrets", &self.secrets.len())
+            .field("calls", &self.calls.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl World {
+    /// The next `times` DescribeSecret calls naming this secret answer it as it is now
+    /// (eventual consistency: a read that does not show a later write).
+    pub fn freeze_describe(&mut self, key: &Key, times: usize) {
+        let now = self.secrets.get(key).map(|s| s.description(&key.2));
+        self.stale
+            .push(("DescribeSecret", key.2.clone(), times, Stale::Describe(now)));
+    }
+
+    /// The next `times` GetSecretValue calls naming this secret answer its current value as it
+    /// is now.
+    pub fn freeze_value(&mut self, key: &Key, times: usize) {
+        let Some(s) = self.secrets.get(key) else {
+            return;
+        };
+        let Some(v) = s.current() else { return };
+        let now = CurrentValue {
+            arn: s.arn.clone(),
+            name: key.2.clone(),
+            version_id: v.id.clone(),
+            value: v.value.clone(),
+            created: Some(v.created),
+        };
+        self.stale
+            .push(("GetSecretValue", key.2.clone(), times, Stale::Value(now)));
+    }
+
+    /// A fresh AWS-shaped (UUIDv4) version id.
+    pub fn version_id(&mut self) -> String {
+        self.counter += 1;
+        format!("00000000-0000-4000-8000-{:012x}", self.counter)
+    }
+}
+
+fn err(op: &'static str, code: &str, message: &str) -> Error {
+    Error::Aws(AwsError {
+        kind: classify(code, None),
+        service: "secretsmanager",
+        operation: op,
+        code: code.into(),
+        message: message.into(),
+    })
+}
+
+/// The stores of one test world: the function's own account and any destination account.
+#[derive(Debug, Clone)]
+pub struct MemoryStores {
+    pub world: Arc<Mutex<World>>,
+    /// The function's own account.
+    pub account: String,
+    /// The region of `own(None)`.
+    pub region: String,
+}
+
+impl MemoryStores {
+    /// An empty world; the function's own account and region.
+    pub fn new(account: &str, region: &str) -> Self {
+        MemoryStores {
+            world: Arc::default(),
+            account: account.into(),
+            region: region.into(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, World> {
+        self.world.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn key_of(&self, account: &str, region: &str, name: &str) -> Key {
+        (account.into(), region.into(), name.into())
+    }
+
+    /// A secret of the own account gets `value` as a new current version `version`, created
+    /// if needed.
+    pub fn seed(&self, region: &str, name: &str, version: &str, value: &str) {
+        self.seed_value(region, name, version, SecretValue::String(value.into()));
+    }
+
+    /// Like [`seed`](Self::seed), any value.
+    pub fn seed_value(&self, region: &str, name: &str, version: &str, value: SecretValue) {
+        let mut w = self.lock();
+        let account = self.account.clone();
+        let s = w
+            .secrets
+            .entry(self.key_of(&account, region, name))
+            .or_insert_with(|| Secret {
+                arn: format!("arn:aws:secretsmanager:{region}:{account}:secret:{name}-AbCdEf"),
+                ..Secret::default()
+            });
+        s.add(version, value);
+    }
+
+    /// A copy of one secret.
+    pub fn secret(&self, account: &str, region: &str, name: &str) -> Option<Secret> {
+        self.lock()
+            .secrets
+            .get(&self.key_of(account, region, name))
+            .cloned()
+    }
+
+    /// The current string value of one secret (`<binary>` for a binary one).
+    pub fn value(&self, account: &str, region: &str, name: &str) -> Option<String> {
+        self.secret(account, region, name)
+            .and_then(|s| s.current().cloned())
+            .map(|v| match v.value {
+                SecretValue::String(s) => s,
+                SecretValue::Binary(_) => "<binary>".into(),
+            })
+    }
+
+    /// The next `times` calls of `op` whose id contains `name` fail with `code`.
+    pub fn fail(&self, op: &str, name: &str, code: &str, times: usize) {
+        self.lock()
+            .faults
+            .push((op.into(), name.into(), code.into(), times));
+    }
+
+    /// The calls so far, emptying the log.
+    pub fn calls(&self) -> Vec<String> {
+        std::mem::take(&mut self.lock().calls)
+    }
+
+    /// Changes one secret in place.
+    pub fn edit(&self, account: &str, region: &str, name: &str, f: impl FnOnce(&mut Secret)) {
+        if let Some(s) = self
+            .lock()
+            .secrets
+            .get_mut(&self.key_of(account, region, name))
+        {
+            f(s);
+        }
+    }
+
+    /// A KMS key in (account, region) with these aliases (`alias/...`); `describable` says
+    /// whether the function's policy lets it call DescribeKey on it.
+    pub fn add_key(
+        &self,
+        account: &str,
+        region: &str,
+        key_id: &str,
+        aliases: &[&str],
+        describable: bool,
+    ) -> KeyInfo {
+        let info = KeyInfo {
+            arn: format!("arn:aws:kms:{region}:{account}:key/{key_id}"),
+            key_id: key_id.into(),
+        };
+        self.lock()
+            .keys
+            .entry((account.into(), region.into()))
+            .or_default()
+            .push(MemoryKey {
+                info: info.clone(),
+                aliases: aliases.iter().map(|a| a.to_string()).collect(),
+                describable,
+            });
+        info
+    }
+
+    /// The next `times` DescribeSecret calls naming `name` answer the secret as it is now
+    /// (eventual consistency: a read that does not show a later write).
+    pub fn freeze_describe(&self, account: &str, region: &str, name: &str, times: usize) {
+        let key = self.key_of(account, region, name);
+        self.lock().freeze_describe(&key, times);
+    }
+
+    /// The next `times` DescribeSecret calls naming `name` answer "not found".
+    pub fn hide(&self, name: &str, times: usize) {
+        self.lock()
+            .stale
+            .push(("DescribeSecret", name.into(), times, Stale::Describe(None)));
+    }
+
+    /// The next `times` GetSecretValue calls naming `name` answer its current value as it is now.
+    pub fn freeze_value(&self, account: &str, region: &str, name: &str, times: usize) {
+        let key = self.key_of(account, region, name);
+        self.lock().freeze_value(&key, times);
+    }
+
+    /// Runs `f` once, right after the next successful create or put.
+    pub fn after_next_write(&self, f: impl FnOnce(&mut World) + Send + 'static) {
+        self.lock().after_write = Some(Box::new(f));
+    }
+
+    /// Runs `f` once, as the next UpdateSecretVersionStage arrives.
+    pub fn before_next_label_move(&self, f: impl FnOnce(&mut World) + Send + 'static) {
+        self.lock().before_stage = Some(Box::new(f));
+    }
+
+    /// How many times a destination role was assumed.
+    pub fn assumed(&self) -> usize {
+        self.lock().assumed
+    }
+}
+
+/// One region with one set of credentials.
+#[derive(Debug, Clone)]
+pub struct MemoryStore {
+    world: Arc<Mutex<World>>,
+    account: String,
+    region: String,
+}
+
+impl MemoryStore {
+    /// (account, region, name) of an id: a name, or a full ARN of a secret of this store.
+    fn key(&self, id: &str) -> Key {
+        let name = crate::arn::secret_name_if_full(id).unwrap_or_else(|| id.to_string());
+        (self.account.clone(), self.region.clone(), name)
+    }
+
+    /// Logs the call, then fails it if a fault says so.
+    fn enter(&self, op: &'static str, id: &str) -> Result<MutexGuard<'_, World>, Error> {
+        let mut w = self.world.lock().unwrap_or_else(|p| p.into_inner());
+        w.calls.push(format!("{op} {id}"));
+        if let Some(f) = w
+            .faults
+            .iter_mut()
+            .find(|f| f.0 == op && id.contains(&f.1) && f.3 > 0)
+        {
+            f.3 -= 1;
+            let code = f.2.clone();
+            return Err(err(op, &code, &format!("injected {code}")));
+        }
+        Ok(w)
+    }
+
+    fn stale(w: &mut World, op: &'static str, name: &str) -> Option<Stale> {
+        let entry = w
+            .stale
+            .iter_mut()
+            .find(|s| s.0 == op && s.1 == name && s.2 > 0)?;
+        entry.2 -= 1;
+        Some(entry.3.clone())
+    }
+}
+
+fn not_found(op: &'static str) -> Error {
+    err(
+        op,
+        "ResourceNotFoundException",
+        "Secrets Manager can't find the specified secret.",
+    )
+}
+
+fn scheduled_for_deletion(op: &'static str) -> Error {
+    err(
+        op,
+        "InvalidRequestException",
+        "You can't perform this operation on the secret because it was marked for deletion.",
+    )
+}
+
+fn live<'w>(w: &'w mut World, key: &Key, op: &'static str) -> Result<&'w mut Secret, Error> {
+    let s = w.secrets.get_mut(key).ok_or_else(|| not_found(op))?;
+    if s.deleted {
+        return Err(scheduled_for_deletion(op));
+    }
+    if s.replica_of.is_some() {
+        return Err(err(
+            op,
+            "InvalidRequestException",
+            "Operation not permitted on a replica secret.",
+        ));
+    }
+    Ok(s)
+}
+
+impl ReadSecrets for MemoryStore {
+    async fn current_value(&self, id: &str) -> Result<CurrentValue, Error> {
+        let key = self.key(id);
+        let mut w = self.enter("GetSecretValue", id)?;
+        if let Some(Stale::Value(v)) = Self::stale(&mut w, "GetSecretValue", &key.2) {
+            return Ok(v);
+        }
+        let s = w
+            .secrets
+            .get(&key)
+            .ok_or_else(|| not_found("GetSecretValue"))?;
+        if s.deleted {
+            return Err(scheduled_for_deletion("GetSecretValue"));
+        }
+        let v = s.current().ok_or_else(|| {
+            err(
+                "GetSecretValue",
+                "ResourceNotFoundException",
+                "Secrets Manager can't find the specified secret value for staging label: AWSCURRENT",
+            )
+        })?;
+        Ok(CurrentValue {
+            arn: s.arn.clone(),
+            name: key.2.clone(),
+            version_id: v.id.clone(),
+            value: v.value.clone(),
+            created: Some(v.created),
+        })
+    }
+
+    async fn describe(&self, id: &str) -> Result<Option<Description>, Error> {
+        let key = self.key(id);
+        let mut w = self.enter("DescribeSecret", id)?;
+        if let Some(Stale::Describe(d)) = Self::stale(&mut w, "DescribeSecret", &key.2) {
+            return Ok(d);
+        }
+        Ok(w.secrets.get(&key).map(|s| s.description(&key.2)))
+    }
+
+    async fn list(&self) -> Result<Vec<Listed>, Error> {
+        let w = self.enter("ListSecrets", "")?;
+        Ok(w.secrets
+            .iter()
+            .filter(|(k, s)| k.0 == self.account && k.1 == self.region && !s.deleted)
+            .map(|(k, s)| Listed {
+                arn: s.arn.clone(),
+                name: k.2.clone(),
+                tags: s.tags.clone(),
+                deleted: s.deleted,
+            })
+            .collect())
+    }
+}
+
+impl WriteSecrets for MemoryStore {
+    async fn create(&self, new: &NewSecret<'_>) -> Result<Written, Error> {
+        let key = self.key(new.name);
+        let mut w = self.enter("CreateSecret", new.name)?;
+        match w.secrets.get(&key) {
+            Some(s) if s.deleted => return Err(scheduled_for_deletion("CreateSecret")),
+            Some(_) => {
+                return Err(err(
+                    "CreateSecret",
+                    "ResourceExistsException",
+                    "The operation failed because the secret already exists.",
+                ));
+            }
+            None => {}
+        }
+        if new
+            .tags
+            .iter()
+            .filter(|(k, _)| !k.starts_with("aws:"))
+            .count()
+            > 50
+        {
+            return Err(err(
+                "CreateSecret",
+                "ValidationException",
+                "too many tags (at most 50)",
+            ));
+        }
+        let mut s = Secret {
+            arn: format!(
+                "arn:aws:secretsmanager:{}:{}:secret:{}-AbCdEf",
+                key.1, key.0, key.2
+            ),
+            tags: new.tags.to_vec(),
+            kms: new.kms_key_id.map(str::to_string),
+            description: Some(new.description.to_string()).filter(|d| !d.is_empty()),
+            ..Secret::default()
+        };
+        s.add(new.token, new.value.clone());
+        w.secrets.insert(key, s);
+        if let Some(hook) = w.after_write.take() {
+            hook(&mut w);
+        }
+        Ok(Written {
+            version_id: new.token.into(),
+            stages: vec![AWSCURRENT.into()],
+        })
+    }
+
+    async fn put(&self, id: &str, value: &SecretValue, token: &str) -> Result<Written, Error> {
+        let key = self.key(id);
+        let mut w = self.enter("PutSecretValue", id)?;
+        let s = live(&mut w, &key, "PutSecretValue")?;
+        if let Some(v) = s.versions.iter().find(|v| v.id == token) {
+            // A repeated token: ignored with the same value (AWSCURRENT does not move), an error
+            // with another.
+            return if &v.value == value {
+                Ok(Written {
+                    version_id: v.id.clone(),
+                    stages: v.stages.clone(),
+                })
+            } else {
+                Err(err(
+                    "PutSecretValue",
+                    "ResourceExistsException",
+                    "A resource with the ID you requested already exists.",
+                ))
+            };
+        }
+        s.add(token, value.clone());
+        if let Some(hook) = w.after_write.take() {
+            hook(&mut w);
+        }
+        Ok(Written {
+            version_id: token.into(),
+            stages: vec![AWSCURRENT.into()],
+        })
+    }
+
+    async fn make_current(&self, id: &str, to: &str, from: Option<&str>) -> Result<(), Error> {
+        let key = self.key(id);
+        let mut w = self.enter("UpdateSecretVersionStage", id)?;
+        if let Some(hook) = w.before_stage.take() {
+            hook(&mut w);
+        }
+        let op = "UpdateSecretVersionStage";
+        let s = live(&mut w, &key, op)?;
+        if !s.versions.iter().any(|v| v.id == to) {
+            return Err(err(op, "InvalidParameterException", "Not a valid version"));
+        }
+        let holder = s.current().map(|v| v.id.clone());
+        if holder.is_some() && holder.as_deref() != from {
+            return Err(err(
+                op,
+                "InvalidParameterException",
+                "The parameter RemoveFromVersionId must name the version AWSCURRENT is attached to.",
+            ));
+        }
+        if holder.as_deref() == Some(to) {
+            return Ok(());
+        }
+        // AWSPREVIOUS follows automatically: to the version AWSCURRENT leaves.
+        for v in &mut s.versions {
+            v.stages.retain(|st| st != AWSCURRENT && st != AWSPREVIOUS);
+            if v.id == to {
+                v.stages.push(AWSCURRENT.into());
+            } else if Some(v.id.as_str()) == holder.as_deref() {
+                v.stages.push(AWSPREVIOUS.into());
+            }
+        }
+        Ok(())
+    }
+}
+
+impl ManageSecrets for MemoryStore {
+    async fn tag(&self, id: &str, tags: &[(String, String)]) -> Result<(), Error> {
+        let key = self.key(id);
+        let mut w = self.enter("TagResource", id)?;
+        let s = live(&mut w, &key, "TagResource")?;
+        for (k, v) in tags {
+            s.tags.retain(|(have, _)| have != k);
+            s.tags.push((k.clone(), v.clone()));
+        }
+        if s.tags
+            .iter()
+            .filter(|(k, _)| !k.starts_with("aws:"))
+            .count()
+            > 50
+        {
+            return Err(err(
+                "TagResource",
+                "ValidationException",
+                "too many tags (at most 50)",
+            ));
+        }
+        Ok(())
+    }
+
+    async fn untag(&self, id: &str, keys: &[String]) -> Result<(), Error> {
+        let key = self.key(id);
+        let mut w = self.enter("UntagResource", id)?;
+        let s = live(&mut w, &key, "UntagResource")?;
+        s.tags.retain(|(k, _)| !keys.contains(k));
+        Ok(())
+    }
+
+    async fn set_kms_key(&self, id: &str, key_id: &str) -> Result<(), Error> {
+        let key = self.key(id);
+        let mut w = self.enter("UpdateSecret", id)?;
+        let s = live(&mut w, &key, "UpdateSecret")?;
+        s.kms = Some(key_id.into());
+        Ok(())
+    }
+
+    async fn set_description(&self, id: &str, description: &str) -> Result<(), Error> {
+        let key = self.key(id);
+        let mut w = self.enter("UpdateSecret", id)?;
+        let s = live(&mut w, &key, "UpdateSecret")?;
+        s.description = Some(description.to_string()).filter(|d| !d.is_empty());
+        Ok(())
+    }
+
+    async fn restore(&self, id: &str) -> Result<(), Error> {
+        let key = self.key(id);
+        let mut w = self.enter("RestoreSecret", id)?;
+        let s = w
+            .secrets
+            .get_mut(&key)
+            .ok_or_else(|| not_found("RestoreSecret"))?;
+        s.deleted = false;
+        s.deletion_date = None;
+        Ok(())
+    }
+
+    async fn delete(&self, id: &str, window_days: i64) -> Result<(), Error> {
+        let key = self.key(id);
+        let mut w = self.enter("DeleteSecret", id)?;
+        if !(7..=30).contains(&window_days) {
+            return Err(err(
+                "DeleteSecret",
+                "InvalidParameterException",
+                "RecoveryWindowInDays must be between 7 and 30",
+            ));
+        }
+        let s = w
+            .secrets
+            .get_mut(&key)
+            .ok_or_else(|| not_found("DeleteSecret"))?;
+        if !s.deleted {
+            s.deleted = true;
+            s.deletion_date =
+                Some(SystemTime::now() + Duration::from_secs(window_days as u64 * 86_400));
+        }
+        Ok(())
+    }
+}
+
+impl ResolveKeys for MemoryStore {
+    async fn key(&self, key_id: &str) -> Result<KeyInfo, Error> {
+        let w = self.enter("DescribeKey", key_id)?;
+        let keys = w
+            .keys
+            .get(&(self.account.clone(), self.region.clone()))
+            .cloned()
+            .unwrap_or_default();
+        let alias = crate::arn::kms_alias(key_id);
+        let found = keys.iter().find(|k| {
+            k.info.arn == key_id
+                || k.info.key_id == key_id
+                || alias.is_some_and(|a| k.aliases.iter().any(|x| x == a))
+        });
+        let kms_err = |code: &str, message: &str| {
+            Error::Aws(AwsError {
+                kind: classify(code, None),
+                service: "kms",
+                operation: "DescribeKey",
+                code: code.into(),
+                message: message.into(),
+            })
+        };
+        match found {
+            Some(k) if k.describable => Ok(k.info.clone()),
+            Some(k) => Err(kms_err(
+                "AccessDeniedException",
+                &format!(
+                    "not authorized to perform kms:DescribeKey on {}",
+                    k.info.arn
+                ),
+            )),
+            None => Err(kms_err("NotFoundException", &format!("{key_id} not found"))),
+        }
+    }
+}
+
+impl Stores for MemoryStores {
+    type Store = MemoryStore;
+
+    fn own(&self, region: Option<&str>) -> MemoryStore {
+        MemoryStore {
+            world: self.world.clone(),
+            account: self.account.clone(),
+            region: region.unwrap_or(&self.region).into(),
+        }
+    }
+
+    async fn destination(&self, region: &str, role: Option<&Role>) -> Result<MemoryStore, Error> {
+        if role.is_some() {
+            self.lock().assumed += 1;
+        }
+        Ok(MemoryStore {
+            world: self.world.clone(),
+            account: role
+                .map(|r| r.account.clone())
+                .unwrap_or_else(|| self.account.clone()),
+            region: region.into(),
+        })
+    }
+}
