@@ -489,8 +489,11 @@ fn the_readme_lists_exactly_the_permissions_no_recorded_call_used() {
 
 // ---- the check itself, against synthetic recordings ------------------------------------------
 
-/// A fresh directory of its own for one test (never the launcher's).
-fn scratch(name: &str) -> PathBuf {
+/// A fresh directory of its own for one test (never the launcher's), removed when the test
+/// passes and kept for a look when it fails.
+struct Scratch(PathBuf);
+
+fn scratch(name: &str) -> Scratch {
     let dir = PathBuf::from(concat!(
         env!("CARGO_TARGET_TMPDIR"),
         "/iam-recorded-selftest"
@@ -498,7 +501,22 @@ fn scratch(name: &str) -> PathBuf {
     .join(format!("{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    dir
+    Scratch(dir)
+}
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
 }
 
 fn write_jsonl(dir: &Path, file: &str, calls: &[Value]) {
