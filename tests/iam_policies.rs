@@ -19,8 +19,8 @@
 mod common;
 
 use common::cfn::{
-    CROSS_ACCOUNT, MAXIMAL, MINIMAL, Stack, files, load_cfn, read_json, resolve, root, scenarios,
-    template,
+    CROSS_ACCOUNT, MAXIMAL, MINIMAL, Stack, files, load_cfn, read_json, resolve, resolve_in, root,
+    scenarios, template,
 };
 use common::iam::{
     Caller, Context, Decision, Kind, Names, Policy, PrincipalName, Request, arn_like, evaluate,
@@ -1030,8 +1030,17 @@ fn inventory() -> Vec<Doc> {
             suite: true,
         });
     }
-    for path in files(&root().join("iam"), "yaml") {
-        let stack = resolve(
+    // In the example destination account of the standalone documents, with and without keys.
+    for (path, keys) in files(&root().join("iam"), "yaml")
+        .into_iter()
+        .flat_map(|p| {
+            [
+                (p.clone(), ""),
+                (p, "arn:aws:kms:us-west-2:222222222222:key/k-1"),
+            ]
+        })
+    {
+        let stack = resolve_in(
             &load_cfn(&path),
             &[
                 (
@@ -1043,9 +1052,13 @@ fn inventory() -> Vec<Doc> {
                     "DestinationSecretArnPattern",
                     "arn:aws:secretsmanager:us-west-2:222222222222:secret:dr/*",
                 ),
+                ("KmsKeyArns", keys),
             ],
+            "222222222222",
+            "us-west-2",
         );
-        docs_of_stack(&path.display().to_string(), &stack, false, &mut out);
+        let label = format!("{} [KmsKeyArns={keys:?}]", path.display());
+        docs_of_stack(&label, &stack, false, &mut out);
     }
     for path in files(&root().join("iam"), "json") {
         let name = path.file_name().unwrap().to_string_lossy().to_string();
