@@ -9,7 +9,13 @@
 #   4. cargo clippy --all-targets -- -D warnings
 #   5. scripts/demo.sh as a smoke test            (its output goes to target/demo.log; skip it
 #                                                  with SKIP_DEMO=1)
-#   6. cargo nextest run --all-targets --no-fail-fast   (cargo test --all-targets without nextest)
+#   6. cargo nextest run --all-targets --no-fail-fast   (cargo test --all-targets without nextest;
+#                                                  first it empties target/tmp/iam-calls/, where
+#                                                  the IAM-enforcing moto records every call)
+#   7. cargo nextest run --test iam_recorded --run-ignored only   (cargo test --test iam_recorded
+#                                                  -- --ignored without nextest: the calls step 6
+#                                                  recorded, decided with the policies'
+#                                                  conditions; fails when nothing was recorded)
 #
 # Every step runs even when an earlier one failed, so one run reports everything; the exit
 # status is non-zero when any step failed. The test runner goes last so that its summary line
@@ -78,17 +84,27 @@ if grep -rqE '^\s*//[/!].*```' src; then
     run doctests cargo test --doc
 fi
 
-# Last, and silent on success after the runner's own summary line.
+# Last, and silent on success after the runner's own summary line. The recordings of an earlier
+# run must not count for this one: the recorded-calls check reads whatever the directory holds.
+target_dir=$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+rm -rf "${target_dir:?}/tmp/iam-calls"
 if cargo nextest --version >/dev/null 2>&1; then
     step "cargo nextest run --all-targets --no-fail-fast"
     tests=(cargo nextest run --all-targets --no-fail-fast)
+    recorded=(cargo nextest run --test iam_recorded --run-ignored only)
 else
     step "cargo test --all-targets --no-fail-fast (cargo-nextest not installed)"
     tests=(cargo test --all-targets --no-fail-fast)
+    recorded=(cargo test --test iam_recorded -- --ignored)
 fi
 rc=0
 "${tests[@]}" || rc=$?
 ((rc == 0)) || failed+=(tests)
+
+step "${recorded[*]} (the recorded calls against the policies' conditions; SPEC §11)"
+rc=0
+"${recorded[@]}" || rc=$?
+((rc == 0)) || failed+=(iam-recorded)
 
 if ((${#failed[@]})); then
     printf '\n%stest.sh: FAILED: %s (%d s in all)%s\n' "$red" "${failed[*]}" "$((SECONDS - t0))" "$off" >&2

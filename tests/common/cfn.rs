@@ -82,6 +82,64 @@ pub fn files(dir: &Path, ext: &str) -> Vec<PathBuf> {
     out
 }
 
+// ---- the parameter sets the deploy and policy checks resolve template.yaml under -------------
+
+/// The smallest valid stack: the shorthand with a destination region.
+pub const MINIMAL: &[(&str, &str)] = &[("DestRegion", "us-west-2")];
+/// The shorthand into another account, with two approved destination roles.
+pub const CROSS_ACCOUNT: &[(&str, &str)] = &[
+    ("DestRegion", "us-west-2"),
+    (
+        "DestRoleArn",
+        "arn:aws:iam::222222222222:role/secret-replicator-destination",
+    ),
+    ("DestExternalId", "4f1c0b6e9d2a7c3b5e8f"),
+    (
+        "DestinationRoleArns",
+        "arn:aws:iam::222222222222:role/secret-replicator-destination,arn:aws:iam::333333333333:role/secret-replicator-destination",
+    ),
+];
+/// Every optional part on: a config secret, narrowed reads, same-account writes in two
+/// regions, a destination role, a key, a schedule, no reserved concurrency, an alarm e-mail.
+pub const MAXIMAL: &[(&str, &str)] = &[
+    ("ReplicatorConfigSecret", "secret-replicator/config"),
+    ("EventSource", "SecretLabelUpdated"),
+    (
+        "SourceSecretArnPattern",
+        "arn:aws:secretsmanager:us-east-1:111111111111:secret:app/*",
+    ),
+    (
+        "DestinationSecretArnPattern",
+        "arn:aws:secretsmanager:us-west-2:111111111111:secret:dr/app/*,arn:aws:secretsmanager:eu-west-1:111111111111:secret:dr/app/*",
+    ),
+    (
+        "DestinationRoleArns",
+        "arn:aws:iam::222222222222:role/secret-replicator-destination",
+    ),
+    (
+        "KmsKeyArns",
+        "arn:aws:kms:us-west-2:111111111111:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+    ),
+    ("BackfillSchedule", "rate(1 day)"),
+    ("ReservedConcurrency", "0"),
+    ("AlarmEmail", "oncall@example.com"),
+];
+
+/// `template.yaml` resolved under each parameter set the checks run under: a minimal one, a
+/// cross-account one, a maximal one, and a config file (in [`ACCOUNT`], [`REGION`]).
+pub fn scenarios() -> Vec<(&'static str, Stack)> {
+    let t = template();
+    vec![
+        ("minimal", resolve(&t, MINIMAL)),
+        ("cross-account", resolve(&t, CROSS_ACCOUNT)),
+        ("maximal", resolve(&t, MAXIMAL)),
+        (
+            "config-file",
+            resolve(&t, &[("ReplicatorConfigFile", "/opt/replicator.json")]),
+        ),
+    ]
+}
+
 // ---- a small CloudFormation evaluator --------------------------------------------------------
 
 pub const ACCOUNT: &str = "111111111111";

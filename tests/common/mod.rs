@@ -5,6 +5,7 @@
 
 pub mod app;
 pub mod cfn;
+pub mod iam;
 pub mod moto;
 pub mod policies;
 pub mod proxy;

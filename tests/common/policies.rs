@@ -5,7 +5,7 @@
 //! documents with their conditions against the calls the suites recorded.
 #![allow(dead_code)]
 
-use super::cfn::{Stack, load_cfn, resolve_in, root, template};
+use super::cfn::{Stack, load_cfn, read_json, resolve_in, root, template};
 use serde_json::Value;
 
 /// The function's own account: sources, same-account destinations, configured keys.
@@ -118,4 +118,55 @@ pub fn destination_policy() -> Vec<Value> {
 /// The destination role's trust-policy statements for the suites.
 pub fn destination_trust() -> Vec<Value> {
     trust_statements(&destination_stack(), "DestinationRole")
+}
+
+/// The suites' role that uses the customer-managed keys of `account` through Secrets Manager:
+/// the function role in [`SOURCE_ACCOUNT`], the destination role in [`DEST_ACCOUNT`].
+pub fn key_user(account: &str) -> Option<&'static str> {
+    match account {
+        SOURCE_ACCOUNT => Some(FUNCTION_ROLE_ARN),
+        DEST_ACCOUNT => Some(DEST_ROLE_ARN),
+        _ => None,
+    }
+}
+
+/// The key policy of `iam/kms-key-policy-snippet.json` as the suites' keys would carry it: its
+/// example account, region and destination role replaced by the key's account and region and
+/// by [`key_user`] of that account. `None` for a key outside the suites' accounts.
+pub fn key_policy(key_arn: &str) -> Option<Vec<Value>> {
+    let parts: Vec<&str> = key_arn.splitn(6, ':').collect();
+    assert!(
+        parts.len() == 6 && parts[2] == "kms" && parts[5].starts_with("key/"),
+        "{key_arn:?} is not a KMS key ARN"
+    );
+    let (region, account) = (parts[3], parts[4]);
+    let user = key_user(account)?;
+    let snippet = read_json(&root().join("iam/kms-key-policy-snippet.json"));
+    let resolved = replace_strings(&snippet, &|s: &str| {
+        if s == EXAMPLE_DEST_ROLE {
+            user.to_string()
+        } else {
+            s.replace(EXAMPLE_DEST_ACCOUNT, account)
+                .replace(EXAMPLE_DEST_REGION, region)
+        }
+    });
+    Some(statements(&resolved))
+}
+
+/// The example values of the standalone documents under `iam/`.
+const EXAMPLE_DEST_ACCOUNT: &str = "222222222222";
+const EXAMPLE_DEST_REGION: &str = "us-west-2";
+const EXAMPLE_DEST_ROLE: &str = "arn:aws:iam::222222222222:role/secret-replicator-destination";
+
+fn replace_strings(v: &Value, f: &dyn Fn(&str) -> String) -> Value {
+    match v {
+        Value::String(s) => Value::String(f(s)),
+        Value::Array(a) => Value::Array(a.iter().map(|x| replace_strings(x, f)).collect()),
+        Value::Object(o) => Value::Object(
+            o.iter()
+                .map(|(k, x)| (f(k), replace_strings(x, f)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
 }
