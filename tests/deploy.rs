@@ -67,6 +67,7 @@ fn the_function_is_arm64_al2023_built_by_cargo_lambda_and_told_its_role() {
             "REPLICATOR_CONFIG_TTL_SECONDS",
             "REPLICATOR_ROLE_ARN",
             "REPLICATOR_WRITE_TPS",
+            "REPLICATOR_CONCURRENCY",
             "DEST_REGION",
             "DEST_SECRET_NAME",
             "DEST_ROLE_ARN",
@@ -147,6 +148,11 @@ fn reserved_concurrency_and_schedule_follow_their_parameters() {
         s.get("Function")["Properties"]["ReservedConcurrentExecutions"],
         "2"
     );
+    let env = |s: &Stack| s.get("Function")["Properties"]["Environment"]["Variables"].clone();
+    // Each container takes its share of the function-wide budget (SPEC §2): the containers are
+    // counted by the reservation...
+    assert_eq!(env(&s)["REPLICATOR_CONCURRENCY"], "2");
+    assert_eq!(env(&s)["REPLICATOR_WRITE_TPS"], "25");
     assert!(!s.resources.contains_key("BackfillScheduleRule"));
     let s = resolve(&t, MAXIMAL);
     assert!(
@@ -154,6 +160,38 @@ fn reserved_concurrency_and_schedule_follow_their_parameters() {
             .get("ReservedConcurrentExecutions")
             .is_none()
     );
+    // ...or, without one, by the operator's promise.
+    assert_eq!(env(&s)["REPLICATOR_CONCURRENCY"], "10");
+    let s = resolve(
+        &t,
+        &[
+            ("DestRegion", "us-west-2"),
+            ("ReservedConcurrency", "0"),
+            ("MaxConcurrency", "4"),
+        ],
+    );
+    assert_eq!(env(&s)["REPLICATOR_CONCURRENCY"], "4");
+    // The settings the template passes are ones the function accepts.
+    for stack in [resolve(&t, MINIMAL), resolve(&t, MAXIMAL)] {
+        let vars = env(&stack);
+        let pairs: Vec<(&str, &str)> = vec![
+            ("DEST_REGION", "us-west-2"),
+            (
+                "REPLICATOR_WRITE_TPS",
+                vars["REPLICATOR_WRITE_TPS"].as_str().unwrap(),
+            ),
+            (
+                "REPLICATOR_CONCURRENCY",
+                vars["REPLICATOR_CONCURRENCY"].as_str().unwrap(),
+            ),
+        ];
+        let settings = secret_replicator::settings::Settings::from_env(
+            &secret_replicator::settings::Env::from_pairs(pairs),
+        )
+        .expect("the template's settings are valid");
+        assert!(settings.write_tps / f64::from(settings.concurrency) <= 25.0);
+    }
+    let s = resolve(&t, MAXIMAL);
     let rule = &s.get("BackfillScheduleRule")["Properties"];
     assert_eq!(rule["ScheduleExpression"], "rate(1 day)");
     let input: Value = serde_json::from_str(rule["Targets"][0]["Input"].as_str().unwrap()).unwrap();
