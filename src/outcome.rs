@@ -1,5 +1,6 @@
 //! The result document (SPEC §7) and the one error type. The error table exists once, here:
-//! `ErrorKind::status_code` and `ErrorKind::retry_class`.
+//! `ErrorKind::status_code`, `ErrorKind::retry_class`, and which AWS codes map to which kind
+//! (`codes`, `classify`).
 
 use serde::Serialize;
 
@@ -72,6 +73,95 @@ impl ErrorKind {
             ErrorKind::Timeout => "Timeout",
         }
     }
+}
+
+/// The AWS error codes the function tells apart, one list per family (SPEC §7). Everything
+/// that classifies, counts or paces by error code uses these lists.
+pub mod codes {
+    /// "Slow down": retried with backoff; a write answered with one of these halves the
+    /// write rate to its destination (SPEC §2) and counts in `ThrottledAttempts`.
+    pub const THROTTLE: &[&str] = &[
+        "ThrottlingException",
+        "Throttling",
+        "TooManyRequestsException",
+        "RequestLimitExceeded",
+        "RequestThrottled",
+    ];
+    /// A quota (too many versions, ...), not a burst: Throttled, but never retried within
+    /// the invocation.
+    pub const QUOTA: &[&str] = &["LimitExceededException"];
+    /// The caller may not do this.
+    pub const ACCESS: &[&str] = &[
+        "AccessDeniedException",
+        "AccessDenied",
+        "NotAuthorized",
+        "UnauthorizedOperation",
+        "UnrecognizedClientException",
+        "InvalidClientTokenId",
+        "SignatureDoesNotMatch",
+        "IncompleteSignature",
+    ];
+    /// Assumed-role credentials that ran out: refreshed once, then retried.
+    pub const EXPIRED: &[&str] = &["ExpiredTokenException", "ExpiredToken"];
+    /// The KMS key cannot be used.
+    pub const KMS: &[&str] = &[
+        "EncryptionFailure",
+        "DecryptionFailure",
+        "DisabledException",
+        "KMSDisabledException",
+        "KMSInvalidStateException",
+        "KMSNotFoundException",
+        "KMSAccessDeniedException",
+        "KeyUnavailableException",
+        "InvalidKeyUsageException",
+        "KMSInternalException",
+    ];
+    /// The service failed: retried whatever HTTP status it comes with.
+    pub const SERVICE: &[&str] = &[
+        "InternalServiceError",
+        "InternalFailure",
+        "InternalServerError",
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+    ];
+    /// The request timed out on the service side.
+    pub const TIMEOUT: &[&str] = &["RequestTimeout", "RequestTimeoutException"];
+}
+
+/// Error kind from an AWS error code and HTTP status (SPEC §7). Context-dependent kinds
+/// (SourceNotFound, DestinationConflict) are decided by the pipeline.
+pub fn classify(code: &str, status: Option<u16>) -> ErrorKind {
+    let is = |list: &[&str]| list.contains(&code);
+    if is(codes::ACCESS) || is(codes::EXPIRED) {
+        ErrorKind::AccessDenied
+    } else if is(codes::THROTTLE) || is(codes::QUOTA) {
+        ErrorKind::Throttled
+    } else if is(codes::KMS) {
+        ErrorKind::KmsUnavailable
+    } else if is(codes::SERVICE) {
+        ErrorKind::ServiceError
+    } else if is(codes::TIMEOUT) {
+        ErrorKind::Timeout
+    } else if status.is_some_and(|s| s >= 500) {
+        ErrorKind::ServiceError
+    } else {
+        ErrorKind::AwsClientError
+    }
+}
+
+/// Whether the error is AWS saying "slow down" (not a quota).
+pub fn is_throttle(e: &Error) -> bool {
+    e.aws()
+        .is_some_and(|a| codes::THROTTLE.contains(&a.code.as_str()))
+}
+
+/// Whether a failed call may be tried again within the invocation: throttling, service errors
+/// and timeouts, but never a quota (LimitExceededException).
+pub fn is_retriable(e: &Error) -> bool {
+    e.retry_class() == RetryClass::Retriable
+        && !e
+            .aws()
+            .is_some_and(|a| codes::QUOTA.contains(&a.code.as_str()))
 }
 
 /// A failed AWS call, with what AWS said about it. Messages come from AWS and name resources,
@@ -474,85 +564,4 @@ impl Report {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn failed(kind: ErrorKind) -> Outcome {
-        let err = match kind {
-            ErrorKind::TooLarge => Error::TooLarge(70_000),
-            _ => Error::Aws(AwsError {
-                kind,
-                service: "secretsmanager",
-                operation: "PutSecretValue",
-                code: "X".into(),
-                message: "m".into(),
-            }),
-        };
-        Outcome::failed("src", None, Action::Update, &err)
-    }
-
-    fn ok() -> Outcome {
-        Outcome::ok("src", None, Status::Replicated, Action::Update)
-    }
-
-    #[test]
-    fn every_kind_has_the_status_code_and_retry_class_of_the_table() {
-        use ErrorKind::*;
-        let table = [
-            (InvalidEvent, 400, RetryClass::Permanent),
-            (InvalidConfig, 400, RetryClass::Permanent),
-            (AwsClientError, 400, RetryClass::Permanent),
-            (AccessDenied, 403, RetryClass::Permanent),
-            (SourceNotFound, 404, RetryClass::Permanent),
-            (DestinationConflict, 409, RetryClass::Permanent),
-            (TooLarge, 413, RetryClass::Permanent),
-            (TransformFailed, 422, RetryClass::Permanent),
-            (KmsUnavailable, 424, RetryClass::Permanent),
-            (Throttled, 429, RetryClass::Retriable),
-            (ServiceError, 502, RetryClass::Retriable),
-            (Timeout, 504, RetryClass::Retriable),
-        ];
-        for (kind, code, class) in table {
-            assert_eq!(kind.status_code(), code, "{kind:?}");
-            assert_eq!(kind.retry_class(), class, "{kind:?}");
-            assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());
-        }
-    }
-
-    #[test]
-    fn top_level_code_is_200_207_or_the_common_code() {
-        let cases = [
-            (vec![ok(), ok()], 200),
-            (vec![ok(), failed(ErrorKind::AccessDenied)], 207),
-            (
-                vec![
-                    failed(ErrorKind::AccessDenied),
-                    failed(ErrorKind::Throttled),
-                ],
-                207,
-            ),
-            (
-                vec![failed(ErrorKind::Throttled), failed(ErrorKind::Throttled)],
-                429,
-            ),
-            (vec![failed(ErrorKind::TooLarge)], 413),
-            (vec![], 200),
-        ];
-        for (results, want) in cases {
-            assert_eq!(Report::from_results(results, vec![]).status_code, want);
-        }
-    }
-
-    #[test]
-    fn document_uses_the_spec_field_names() {
-        let report = Report::from_results(vec![ok(), failed(ErrorKind::Throttled)], vec![]);
-        let v: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
-        assert_eq!(v["statusCode"], 207);
-        assert_eq!(v["results"][1]["retryClass"], "retriable");
-        assert_eq!(v["results"][1]["error"]["kind"], "Throttled");
-        assert_eq!(v["results"][1]["statusCode"], 429);
-        assert_eq!(v["results"][0]["status"], "replicated");
-        assert_eq!(v["remaining"], serde_json::json!([]));
-        assert_eq!(report.first_failure(), Some(ErrorKind::Throttled));
-    }
-}
+mod tests;

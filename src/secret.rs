@@ -28,11 +28,6 @@ impl SecretValue {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
-
-    /// True for `SecretBinary`.
-    pub fn is_binary(&self) -> bool {
-        matches!(self, SecretValue::Binary(_))
-    }
 }
 
 impl fmt::Debug for SecretValue {

@@ -6,8 +6,8 @@
 
 use super::decide::{Learned, MARKER_TAG, Plan, Step, Want};
 use super::state::ContainerState;
-use crate::aws::{is_retriable, is_throttle};
 use crate::outcome::{Action, DestinationRef, Error};
+use crate::outcome::{is_retriable, is_throttle};
 use crate::store::{ManageSecrets, NewSecret, RetryPolicy, WriteSecrets};
 use crate::token;
 use std::future::Future;

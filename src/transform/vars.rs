@@ -261,14 +261,6 @@ impl Template {
         self.parts.iter().all(|p| matches!(p, Part::Lit(_)))
     }
 
-    /// Names referenced, in order of appearance (with repeats).
-    pub fn variables(&self) -> impl Iterator<Item = &str> {
-        self.parts.iter().filter_map(|p| match p {
-            Part::Var(n) => Some(n.as_str()),
-            Part::Lit(_) => None,
-        })
-    }
-
     /// Replaces references to names fixed at load by their values.
     pub(crate) fn resolve_fixed(&self, vars: &LoadVars) -> Template {
         let mut parts: Vec<Part> = Vec::new();
