@@ -5,6 +5,7 @@
 
 use crate::aws::AwsStores;
 use crate::config::{self, Config, TextFetcher};
+use crate::continuation::{Cursor, MAX_LINKS};
 use crate::event::{self, Identity, Invocation, Work};
 use crate::metrics::Metrics;
 use crate::outcome::{Action, Error, ErrorKind, Outcome, Report};
@@ -33,7 +34,7 @@ impl From<Failure> for lambda_runtime::Diagnostic {
                 .map(|k| k.as_str())
                 .unwrap_or("Error")
                 .to_string(),
-            error_message: f.0.to_json(),
+            error_message: f.0.to_error_message(),
         }
     }
 }
@@ -184,29 +185,52 @@ impl<S: Stores> App<S> {
     }
 
     /// Handles one invocation payload; long work (`all`) stops starting new secrets before
-    /// `deadline` and lists what it did not reach in `remaining`.
+    /// `deadline` and lists what it did not reach in `remaining` (no continuation: the caller
+    /// is not a Lambda invocation of a known function).
     pub async fn handle_until(
         &self,
         payload: &Value,
         deadline: Option<Instant>,
     ) -> Result<Report, Failure> {
+        self.handle_invoked(
+            payload,
+            &Invoked {
+                deadline,
+                function_arn: None,
+            },
+        )
+        .await
+    }
+
+    /// Handles one Lambda invocation: an `all` link that reaches its cutoff continues by
+    /// invoking `function_arn` asynchronously.
+    pub async fn handle_invoked(
+        &self,
+        payload: &Value,
+        invoked: &Invoked,
+    ) -> Result<Report, Failure> {
         let request = match event::parse(payload, &self.identity) {
             Ok(r) => r,
             Err(e) => return finish(invocation_of(payload), Report::top_level(&e)),
         };
-        let report = match self.run(&request, deadline).await {
-            Ok(report) => report,
-            Err(e) => Report::top_level(&e),
+        let (report, verdict) = match self.run(&request, payload, invoked).await {
+            Ok(r) => r,
+            Err(e) => (Report::top_level(&e), Verdict::AsInvoked),
         };
         self.metrics.emit(&report, self.stores.take_throttled());
-        finish(request.invocation, report)
+        match verdict {
+            Verdict::AsInvoked => finish(request.invocation, report),
+            Verdict::Answer => Ok(report),
+            Verdict::Fail => Err(Failure(report)),
+        }
     }
 
     async fn run(
         &self,
         request: &event::Request,
-        deadline: Option<Instant>,
-    ) -> Result<Report, Error> {
+        payload: &Value,
+        invoked: &Invoked,
+    ) -> Result<(Report, Verdict), Error> {
         let region = request
             .region
             .as_deref()
@@ -217,7 +241,7 @@ impl<S: Stores> App<S> {
             Mode::Write
         };
         if let Work::Skip { source, reason } = &request.work {
-            return Ok(skipped(source, *reason));
+            return Ok((skipped(source, *reason), Verdict::AsInvoked));
         }
         let config = self.config().await?;
         let replicator = Replicator {
@@ -227,7 +251,7 @@ impl<S: Stores> App<S> {
             retry: self.stores.retry_policy(),
         };
         let job = |scope| Job { mode, scope };
-        Ok(match &request.work {
+        let report = match &request.work {
             Work::Skip { source, reason } => skipped(source, *reason),
             Work::Replicate(secrets) => {
                 // Boxed: the SDK's futures are deep; boxing keeps each one's layout apart.
@@ -258,14 +282,164 @@ impl<S: Stores> App<S> {
                 report_of(vec![result], 1)
             }
             Work::All => {
-                let Backfill { results, remaining } =
-                    Box::pin(replicator.all(region, deadline, request.dry_run)).await?;
-                let mut report = report_of(results, usize::MAX);
-                report.remaining = remaining;
-                report
+                return Box::pin(self.link(&replicator, request, payload, invoked, region)).await;
             }
-        })
+        };
+        Ok((report, Verdict::AsInvoked))
     }
+
+    /// One link of an `all` chain (SPEC §6): from the cursor's name (or the first), up to the
+    /// cutoff; then, with work left, the continuation is started before the answer.
+    async fn link(
+        &self,
+        replicator: &Replicator<'_, S>,
+        request: &event::Request,
+        payload: &Value,
+        invoked: &Invoked,
+        region: Option<&str>,
+    ) -> Result<(Report, Verdict), Error> {
+        let function = &self.settings.function_name;
+        let run_region = region.unwrap_or_default();
+        let cursor = match &request.resume {
+            None => None,
+            Some(text) => Some(Cursor::decode(text, function, run_region)?),
+        };
+        let link = cursor.as_ref().map_or(1, |c| c.link);
+        let reset = cursor
+            .as_ref()
+            .is_some_and(|c| c.config != replicator.config.fingerprint);
+        if reset {
+            tracing::warn!(
+                link,
+                "the configuration changed during the chain; starting again from the first name"
+            );
+            self.metrics.backfill_restarted();
+        }
+        let start_at = cursor.as_ref().filter(|_| !reset).map(|c| c.next.as_str());
+        let (prior_failures, prior_kind) = cursor
+            .as_ref()
+            .map(|c| (c.failures, c.first_kind.clone()))
+            .unwrap_or_default();
+        let started = Instant::now();
+        let cutoff = invoked.deadline.map(|d| {
+            let left = d.saturating_duration_since(started);
+            d.checked_sub(std::cmp::max(std::time::Duration::from_secs(1), left / 10))
+                .unwrap_or(started)
+        });
+        let Backfill { results, remaining } =
+            Box::pin(replicator.all(region, cutoff, request.dry_run, start_at)).await?;
+        let outcomes = flatten(results);
+        let own_failures = outcomes.iter().filter(|o| o.is_failure()).count() as u64;
+        let own_kind = outcomes
+            .iter()
+            .find_map(|o| o.error.as_ref().map(|e| e.kind.as_str().to_string()));
+        let next_cursor = remaining.first().map(|next| Cursor {
+            next: next.clone(),
+            region: run_region.to_string(),
+            config: replicator.config.fingerprint.clone(),
+            link: link + 1,
+            failures: prior_failures + own_failures,
+            first_kind: prior_kind.clone().or(own_kind.clone()),
+        });
+        let mut report = Report::of_all(outcomes, remaining);
+        if reset {
+            report.resume_reset = Some(true);
+        }
+        let Some(next) = next_cursor else {
+            // The last link: it fails when asked to and any link failed.
+            let fail_on_error = matches!(
+                request.invocation,
+                Invocation::Manual {
+                    fail_on_error: true
+                }
+            );
+            if link > 1 || request.resume.is_some() {
+                report.continued = Some(false);
+            }
+            if fail_on_error && own_failures == 0 && prior_failures > 0 {
+                let e = Error::Inconsistent(format!(
+                    "{prior_failures} destination(s) failed in earlier links of this backfill (the first: {})",
+                    prior_kind.as_deref().unwrap_or("unknown")
+                ));
+                return Ok((report.with_error(&e), Verdict::Fail));
+            }
+            return Ok((report, Verdict::AsInvoked));
+        };
+        if request.dry_run {
+            // A dry run never continues: the cursor is passed on by hand.
+            report.continued = Some(false);
+            report.resume = Some(next.encode(function));
+            return Ok((report, Verdict::AsInvoked));
+        }
+        let Some(function_arn) = invoked.function_arn.as_deref() else {
+            // Not a Lambda invocation (the CLI runs to the end): nothing to continue with.
+            report.continued = Some(false);
+            return Ok((report, Verdict::AsInvoked));
+        };
+        if link >= MAX_LINKS {
+            report.continued = Some(false);
+            let e = Error::BackfillIncomplete(format!(
+                "the backfill chain reached its cap of {MAX_LINKS} links with {} source(s) left; the next scheduled run resumes by comparing",
+                report.remaining_count.unwrap_or_default()
+            ));
+            tracing::warn!(link, "backfill chain cap reached");
+            return Ok((report.with_error(&e), Verdict::Fail));
+        }
+        let resume = next.encode(function);
+        let mut next_payload = payload.clone();
+        if let Some(o) = next_payload.as_object_mut() {
+            o.insert("resume".into(), Value::String(resume.clone()));
+        }
+        match self
+            .stores
+            .invoke_async(function_arn, &next_payload.to_string())
+            .await
+        {
+            Ok(()) => {
+                tracing::info!(link, next = link + 1, "backfill continues");
+                report.continued = Some(true);
+                report.resume = Some(resume);
+                // Answered, never a Lambda error: a retry of this link would fork the chain.
+                Ok((report, Verdict::Answer))
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "could not start the backfill's next link");
+                report.continued = Some(false);
+                Ok((report.with_error(&e), Verdict::Fail))
+            }
+        }
+    }
+}
+
+/// How an invocation came: its deadline and, under Lambda, the function's own ARN.
+#[derive(Debug, Clone, Default)]
+pub struct Invoked {
+    pub deadline: Option<Instant>,
+    pub function_arn: Option<String>,
+}
+
+/// How a report is answered.
+enum Verdict {
+    /// By the invocation's kind (SPEC §7).
+    AsInvoked,
+    /// As a document, whatever failed (a link that continued).
+    Answer,
+    /// As a Lambda error, whatever the kind.
+    Fail,
+}
+
+fn flatten(results: Vec<SourceResult>) -> Vec<Outcome> {
+    let mut outcomes = Vec::new();
+    for r in results {
+        match r {
+            SourceResult::Outcomes(o) => outcomes.extend(o),
+            SourceResult::Failed { source, error } => {
+                tracing::warn!(source = %source, error = %error, "source read failed");
+                outcomes.push(Outcome::failed(source, None, Action::None, &error));
+            }
+        }
+    }
+    outcomes
 }
 
 /// An event that asks for nothing: one skipped result, no destination.

@@ -18,7 +18,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 /// An IAM role to assume in a destination account.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Role {
     pub arn: String,
     pub account: String,
@@ -122,6 +122,9 @@ pub struct Config {
     pub rules: Vec<Rule>,
     /// Whether some transform is a `secret:` reference (re-read with the configuration's TTL).
     pub reads_secrets: bool,
+    /// A digest of the document and every destination's transforms and key: an `all` chain
+    /// that sees it change restarts from the first name (SPEC §6).
+    pub fingerprint: String,
 }
 
 impl Config {
@@ -269,7 +272,7 @@ pub async fn load_document(text: &str, fetcher: &impl TextFetcher) -> Result<Con
             Error::InvalidConfig(format!("{path}: {inner}"))
         }
     })?;
-    build(raw, Naming::Document, fetcher).await
+    build(raw, Naming::Document, fetcher, text).await
 }
 
 /// The shorthand, compiled to one rule.
@@ -304,7 +307,7 @@ pub async fn load_shorthand(s: &Shorthand, fetcher: &impl TextFetcher) -> Result
             }],
         }],
     };
-    build(raw, Naming::Shorthand, fetcher).await
+    build(raw, Naming::Shorthand, fetcher, &format!("{s:?}")).await
 }
 
 /// Loads the configuration named by the settings.
@@ -355,6 +358,7 @@ async fn build(
     raw: RawConfig,
     naming: Naming,
     fetcher: &impl TextFetcher,
+    canonical: &str,
 ) -> Result<Config, Error> {
     let mut errors = Vec::new();
     let recording = Recording {
@@ -406,13 +410,32 @@ async fn build(
     }
     if errors.is_empty() {
         let reads_secrets = recording.used.load(std::sync::atomic::Ordering::Relaxed);
+        let fingerprint = config_fingerprint(canonical, &rules);
         Ok(Config {
             rules,
             reads_secrets,
+            fingerprint,
         })
     } else {
         Err(Error::InvalidConfig(errors.join("\n")))
     }
+}
+
+/// The configuration's fingerprint: its text and each destination's transforms (with the
+/// contents of `secret:` references) and key.
+fn config_fingerprint(canonical: &str, rules: &[Rule]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update((canonical.len() as u64).to_be_bytes());
+    h.update(canonical.as_bytes());
+    for d in rules.iter().flat_map(|r| &r.destinations) {
+        h.update((d.fingerprint.len() as u64).to_be_bytes());
+        h.update(d.fingerprint.as_bytes());
+    }
+    h.finalize()[..12]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// A rule's `tags`: keys as Secrets Manager allows them (1 to 128 characters), values up to 256,

@@ -118,6 +118,9 @@ pub struct Request {
     pub account: Option<String>,
     /// `dryRun`: compute and report, write nothing.
     pub dry_run: bool,
+    /// `resume`: where an `all` chain's link starts (checked by the handler, which knows the
+    /// function and region the cursor must belong to).
+    pub resume: Option<String>,
 }
 
 /// The manual payload (SPEC §6). Strict: a typo is an InvalidEvent, not a silent no-op.
@@ -135,6 +138,8 @@ struct Manual {
     #[serde(default)]
     fail_on_error: bool,
     region: Option<String>,
+    /// The cursor of an `all` chain's next link (SPEC §6).
+    resume: Option<String>,
 }
 
 /// Turns an invocation payload into a request.
@@ -173,7 +178,13 @@ fn parse_manual(payload: &Value) -> Result<Request, Error> {
         region: m.region.clone(),
         account: None,
         dry_run: m.dry_run,
+        resume: m.resume.clone(),
     };
+    if m.resume.is_some() && !m.all {
+        return Err(Error::InvalidEvent(
+            "manual payload: \"resume\" continues an \"all\" run; it needs \"all\": true".into(),
+        ));
+    }
     match (m.all, ids.is_empty()) {
         (true, true) => return Ok(request(Work::All)),
         (true, false) => {
@@ -221,6 +232,7 @@ fn parse_eventbridge(payload: &Value, me: &Identity) -> Result<Request, Error> {
         region: region.clone(),
         account: account.clone(),
         dry_run: false,
+        resume: None,
     };
     match detail_type {
         "Secret Label Updated" => {

@@ -12,6 +12,7 @@ pub mod arn;
 pub mod aws;
 pub mod cli;
 pub mod config;
+pub mod continuation;
 pub mod event;
 pub mod metrics;
 pub mod outcome;

@@ -43,8 +43,12 @@ async fn serve(env: Env) -> Result<(), lambda_runtime::Error> {
         async move {
             match app.as_ref() {
                 Ok(app) => {
-                    let deadline = deadline(event.context.deadline);
-                    app.handle_until(&event.payload, deadline).await
+                    let invoked = app::Invoked {
+                        deadline: deadline(event.context.deadline),
+                        function_arn: Some(event.context.invoked_function_arn.clone())
+                            .filter(|a| !a.is_empty()),
+                    };
+                    app.handle_invoked(&event.payload, &invoked).await
                 }
                 Err(e) => app::invalid_config(e, &event.payload),
             }

@@ -14,6 +14,7 @@
 //! | `TransformedBytes` | Bytes | `[]`, `[DestinationRegion]` | `Outcome::bytes` (the size written, never the value) |
 //! | `ThrottledAttempts` | Count | `[]` | AWS call attempts answered with throttling (the SDK retries them), counted by `aws::interceptors::ThrottleCounter` |
 //! | `ConfigReloadFailures` | Count | `[]` | a `REPLICATOR_CONFIG_SECRET` reload that kept the last good configuration |
+//! | `BackfillRestarts` | Count | `[]` | an `all` chain restarted under a new configuration |
 //!
 //! The `[DestinationRegion]` sets appear only on lines about a destination; `[]` is the
 //! dimensionless total an alarm can watch.
@@ -40,6 +41,8 @@ pub mod name {
     pub const THROTTLED_ATTEMPTS: &str = "ThrottledAttempts";
     /// Reloads of the config secret that yielded an invalid document (the last good one stays).
     pub const CONFIG_RELOAD_FAILURES: &str = "ConfigReloadFailures";
+    /// `all` chains that restarted from the first name because the configuration changed.
+    pub const BACKFILL_RESTARTS: &str = "BackfillRestarts";
 }
 
 /// Dimension names.
@@ -96,6 +99,11 @@ pub const CATALOGUE: &[MetricSpec] = &[
         unit: "Count",
         dimension_sets: &[&[]],
     },
+    MetricSpec {
+        name: name::BACKFILL_RESTARTS,
+        unit: "Count",
+        dimension_sets: &[&[]],
+    },
 ];
 
 /// EMF allows at most 100 values per metric in one document.
@@ -120,6 +128,13 @@ impl Metrics {
             .chain(throttle_lines(now, throttled))
         {
             println!("{line}");
+        }
+    }
+
+    /// An `all` chain restarted from the first name under a new configuration.
+    pub fn backfill_restarted(&self) {
+        if self.enabled {
+            println!("{}", backfill_restart_line(now_ms()));
         }
     }
 
@@ -234,6 +249,16 @@ pub fn config_reload_failed_line(timestamp_ms: u64) -> String {
     )
 }
 
+/// `BackfillRestarts` 1, dimensionless.
+pub fn backfill_restart_line(timestamp_ms: u64) -> String {
+    document(
+        timestamp_ms,
+        &[],
+        &[vec![]],
+        &[(name::BACKFILL_RESTARTS, "Count", json!(1))],
+    )
+}
+
 /// `ThrottledAttempts` (`n`, taken from `aws::interceptors::ThrottleCounter`) as one line; none when nothing
 /// was throttled.
 pub fn throttle_lines(timestamp_ms: u64, n: u64) -> Vec<String> {
@@ -293,15 +318,7 @@ fn now_ms() -> u64 {
 
 /// The status's name in the result document (and the `Status` dimension).
 pub fn status_name(s: Status) -> &'static str {
-    match s {
-        Status::Replicated => "replicated",
-        Status::Unchanged => "unchanged",
-        Status::Skipped => "skipped",
-        Status::Deleted => "deleted",
-        Status::Restored => "restored",
-        Status::Planned => "planned",
-        Status::Failed => "failed",
-    }
+    s.as_str()
 }
 
 #[cfg(test)]
@@ -566,6 +583,7 @@ mod tests {
         let mut lines = report_lines(&report, 0);
         lines.extend(throttle_lines(0, 1));
         lines.push(config_reload_failed_line(0));
+        lines.push(backfill_restart_line(0));
         let emitted: BTreeSet<_> = parse(&lines).iter().flat_map(validate).collect();
         for spec in CATALOGUE {
             for set in spec.dimension_sets {

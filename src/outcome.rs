@@ -19,6 +19,8 @@ pub enum ErrorKind {
     Throttled,
     ServiceError,
     Timeout,
+    /// An `all` chain that reached its link cap with work left (SPEC §6).
+    BackfillIncomplete,
 }
 
 /// Whether retrying later can help.
@@ -42,6 +44,7 @@ impl ErrorKind {
             ErrorKind::KmsUnavailable => 424,
             ErrorKind::Throttled => 429,
             ErrorKind::ServiceError => 502,
+            ErrorKind::BackfillIncomplete => 503,
             ErrorKind::Timeout => 504,
         }
     }
@@ -49,9 +52,10 @@ impl ErrorKind {
     /// Throttling, 5xx and network failures are retriable; everything else is permanent.
     pub fn retry_class(self) -> RetryClass {
         match self {
-            ErrorKind::Throttled | ErrorKind::ServiceError | ErrorKind::Timeout => {
-                RetryClass::Retriable
-            }
+            ErrorKind::Throttled
+            | ErrorKind::ServiceError
+            | ErrorKind::Timeout
+            | ErrorKind::BackfillIncomplete => RetryClass::Retriable,
             _ => RetryClass::Permanent,
         }
     }
@@ -71,6 +75,7 @@ impl ErrorKind {
             ErrorKind::Throttled => "Throttled",
             ErrorKind::ServiceError => "ServiceError",
             ErrorKind::Timeout => "Timeout",
+            ErrorKind::BackfillIncomplete => "BackfillIncomplete",
         }
     }
 }
@@ -207,6 +212,9 @@ pub enum Error {
     /// not find. Retried after a short backoff; when it persists, retriable (502).
     #[error("{0}")]
     Inconsistent(String),
+    /// The `all` chain reached its link cap with work left.
+    #[error("{0}")]
+    BackfillIncomplete(String),
 }
 
 impl Error {
@@ -221,6 +229,7 @@ impl Error {
             Error::TooLarge(_) => ErrorKind::TooLarge,
             Error::TransformFailed(_) => ErrorKind::TransformFailed,
             Error::Inconsistent(_) => ErrorKind::ServiceError,
+            Error::BackfillIncomplete(_) => ErrorKind::BackfillIncomplete,
         }
     }
 
@@ -278,6 +287,21 @@ pub enum Status {
     Restored,
     Planned,
     Failed,
+}
+
+impl Status {
+    /// The name in the result document, logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Replicated => "replicated",
+            Status::Unchanged => "unchanged",
+            Status::Skipped => "skipped",
+            Status::Deleted => "deleted",
+            Status::Restored => "restored",
+            Status::Planned => "planned",
+            Status::Failed => "failed",
+        }
+    }
 }
 
 /// `action` of one result: what was (or would be) done to the destination.
@@ -426,7 +450,7 @@ pub struct Outcome {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retry_class: Option<RetryClass>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<ErrorBody>,
+    pub error: Option<Box<ErrorBody>>,
     /// Dry runs: the transformed value's size in bytes (a size, never a hash of the value).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub size: Option<usize>,
@@ -485,7 +509,7 @@ impl Outcome {
         Outcome {
             status_code: error.status_code(),
             retry_class: Some(error.retry_class()),
-            error: Some(error.body()),
+            error: Some(Box::new(error.body())),
             ..Outcome::ok(source, destination, Status::Failed, action)
         }
     }
@@ -496,6 +520,12 @@ impl Outcome {
     }
 }
 
+/// How many results an `all` document lists, and how many names of `remaining` (SPEC §6).
+pub const MAX_LISTED: usize = 1000;
+
+/// The most a Lambda error message may carry, so that a failure record always fits its queue.
+pub const MAX_ERROR_MESSAGE: usize = 200 * 1024;
+
 /// The document every invocation produces.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
@@ -504,32 +534,86 @@ pub struct Report {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retry_class: Option<RetryClass>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<ErrorBody>,
+    pub error: Option<Box<ErrorBody>>,
     pub results: Vec<Outcome>,
     pub remaining: Vec<String>,
+    /// `all`: every result counted by status (`unchanged` and `skipped` are counted, not listed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub summary: Option<Box<std::collections::BTreeMap<&'static str, u64>>>,
+    /// `all`: how many sources were not reached (`remaining` lists at most the first 1,000).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remaining_count: Option<usize>,
+    /// `all`: whether this link started the next one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub continued: Option<bool>,
+    /// `all`: the cursor the next link starts from (or to pass on by hand after a dry run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resume: Option<String>,
+    /// `all`: a cursor from an earlier configuration restarted the chain from the first name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resume_reset: Option<bool>,
+}
+
+/// The top-level `statusCode` of SPEC §7 for these results (and a top-level error beside them).
+fn status_code_of(results: &[Outcome], beside: Option<u16>) -> u16 {
+    let mut codes: Vec<u16> = results
+        .iter()
+        .filter(|o| o.is_failure())
+        .map(|o| o.status_code)
+        .collect();
+    codes.extend(beside);
+    match codes.first() {
+        None => 200,
+        Some(first) => {
+            let same = codes.iter().all(|c| c == first);
+            let failed_results = results.iter().filter(|o| o.is_failure()).count();
+            if failed_results < results.len() && failed_results > 0 || !same {
+                207
+            } else {
+                *first
+            }
+        }
+    }
 }
 
 impl Report {
     /// A report of per-destination results; the top-level code follows SPEC §7.
     pub fn from_results(results: Vec<Outcome>, remaining: Vec<String>) -> Self {
-        let failures: Vec<&Outcome> = results.iter().filter(|o| o.is_failure()).collect();
-        let status_code = match failures.first() {
-            None => 200,
-            Some(first) => {
-                let same_code = failures.iter().all(|f| f.status_code == first.status_code);
-                if failures.len() < results.len() || !same_code {
-                    207
-                } else {
-                    first.status_code
-                }
-            }
-        };
         Report {
-            status_code,
+            status_code: status_code_of(&results, None),
             retry_class: None,
             error: None,
             results,
             remaining,
+            summary: None,
+            remaining_count: None,
+            continued: None,
+            resume: None,
+            resume_reset: None,
+        }
+    }
+
+    /// An `all` document (SPEC §6): every status counted in `summary`; `unchanged` and
+    /// `skipped` results counted, not listed; at most 1,000 results and 1,000 remaining names.
+    pub fn of_all(results: Vec<Outcome>, remaining: Vec<String>) -> Self {
+        let mut summary = std::collections::BTreeMap::new();
+        for o in &results {
+            *summary.entry(o.status.as_str()).or_insert(0) += 1;
+        }
+        let status_code = status_code_of(&results, None);
+        let remaining_count = remaining.len();
+        let listed: Vec<Outcome> = results
+            .into_iter()
+            .filter(|o| !matches!(o.status, Status::Unchanged | Status::Skipped))
+            .take(MAX_LISTED)
+            .collect();
+        let mut remaining = remaining;
+        remaining.truncate(MAX_LISTED);
+        Report {
+            summary: Some(Box::new(summary)),
+            remaining_count: Some(remaining_count),
+            status_code,
+            ..Report::from_results(listed, remaining)
         }
     }
 
@@ -538,20 +622,35 @@ impl Report {
         Report {
             status_code: error.status_code(),
             retry_class: Some(error.retry_class()),
-            error: Some(error.body()),
-            results: Vec::new(),
-            remaining: Vec::new(),
+            error: Some(Box::new(error.body())),
+            ..Report::from_results(Vec::new(), Vec::new())
         }
     }
 
-    /// The first failure's kind, if anything failed (Lambda's `errorType`).
-    pub fn first_failure(&self) -> Option<ErrorKind> {
-        if let Some(e) = &self.error {
-            return Some(e.kind);
+    /// A top-level error beside the results (BackfillIncomplete, a continuation that could not
+    /// start): the top-level code counts it with the failed results (SPEC §7).
+    pub fn with_error(mut self, error: &Error) -> Self {
+        self.status_code = status_code_of(&self.results, Some(error.status_code()));
+        if self.results.iter().all(|o| !o.is_failure()) {
+            self.status_code = error.status_code();
         }
-        self.results
+        self.retry_class = Some(error.retry_class());
+        self.error = Some(Box::new(error.body()));
+        self
+    }
+
+    /// The first failure's kind, if anything failed (Lambda's `errorType`). A BackfillIncomplete
+    /// beside failed results yields to the first failed result's kind.
+    pub fn first_failure(&self) -> Option<ErrorKind> {
+        let first_result = self
+            .results
             .iter()
-            .find_map(|o| o.error.as_ref().map(|e| e.kind))
+            .find_map(|o| o.error.as_ref().map(|e| e.kind));
+        match &self.error {
+            Some(e) if e.kind == ErrorKind::BackfillIncomplete => first_result.or(Some(e.kind)),
+            Some(e) => Some(e.kind),
+            None => first_result,
+        }
     }
 
     /// The document as compact JSON.
@@ -560,6 +659,39 @@ impl Report {
         // rather than panic if it ever did.
         serde_json::to_string(self)
             .unwrap_or_else(|_| format!("{{\"statusCode\":{}}}", self.status_code))
+    }
+
+    /// The document as a Lambda error message: at most `MAX_ERROR_MESSAGE` bytes, keeping the
+    /// top-level fields and the first failed results (the rest counted in `summary`).
+    pub fn to_error_message(&self) -> String {
+        let full = self.to_json();
+        if full.len() <= MAX_ERROR_MESSAGE {
+            return full;
+        }
+        let mut short = self.clone();
+        short.results.retain(Outcome::is_failure);
+        short.remaining.clear();
+        let mut summary = short.summary.clone().unwrap_or_else(|| {
+            let mut m = std::collections::BTreeMap::new();
+            for o in &self.results {
+                *m.entry(o.status.as_str()).or_insert(0) += 1;
+            }
+            Box::new(m)
+        });
+        summary.entry("omitted").or_insert(0);
+        short.summary = Some(summary);
+        loop {
+            let json = short.to_json();
+            if json.len() <= MAX_ERROR_MESSAGE || short.results.is_empty() {
+                return json;
+            }
+            let keep = short.results.len() / 2;
+            let dropped = (short.results.len() - keep) as u64;
+            short.results.truncate(keep);
+            if let Some(m) = short.summary.as_mut() {
+                *m.entry("omitted").or_insert(0) += dropped;
+            }
+        }
     }
 }
 

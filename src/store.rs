@@ -66,13 +66,49 @@ impl Description {
     }
 }
 
-/// One entry of ListSecrets.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One entry of ListSecrets: everything `all` compares by (SPEC §6).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Listed {
     pub arn: String,
     pub name: String,
     pub tags: Vec<(String, String)>,
+    /// Scheduled for deletion (a listing's `DeletedDate` says when the deletion *occurred*, not
+    /// when it is due: never derive a window from it, SPEC §12).
     pub deleted: bool,
+    /// As ListSecrets answers it: a key ARN; absent for the AWS managed key.
+    pub kms_key_id: Option<String>,
+    pub description: Option<String>,
+    /// The version holding AWSCURRENT.
+    pub current_version: Option<String>,
+    pub primary_region: Option<String>,
+    pub owning_service: Option<String>,
+}
+
+impl Listed {
+    /// The value of one tag.
+    pub fn tag(&self, key: &str) -> Option<&str> {
+        self.tags
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// A native replica (see [`Description::is_native_replica`]).
+    pub fn is_native_replica(&self) -> bool {
+        let own = crate::arn::region(&self.arn);
+        self.primary_region
+            .as_deref()
+            .is_some_and(|p| own.is_some_and(|own| own != p))
+    }
+}
+
+/// Which secrets a listing returns.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ListFilter<'a> {
+    /// `IncludePlannedDeletion`: secrets scheduled for deletion too.
+    pub include_deleted: bool,
+    /// Only secrets carrying this tag key (the `tag-key` filter).
+    pub tag_key: Option<&'a str>,
 }
 
 /// A new secret: value, token, key, description and tags in one CreateSecret.
@@ -118,8 +154,11 @@ pub trait ReadSecrets: Send + Sync {
     /// DescribeSecret; `None` when there is no such secret.
     fn describe(&self, id: &str)
     -> impl Future<Output = Result<Option<Description>, Error>> + Send;
-    /// ListSecrets, every page (secrets scheduled for deletion excluded).
-    fn list(&self) -> impl Future<Output = Result<Vec<Listed>, Error>> + Send;
+    /// ListSecrets, every page, 100 secrets a page.
+    fn list(
+        &self,
+        filter: ListFilter<'_>,
+    ) -> impl Future<Output = Result<Vec<Listed>, Error>> + Send;
 }
 
 /// Writing values. Each call is one attempt: the pipeline paces and retries writes itself.
@@ -211,6 +250,13 @@ pub trait Stores: Send + Sync {
     fn retry_policy(&self) -> RetryPolicy {
         RetryPolicy::default()
     }
+    /// Invokes a Lambda function asynchronously (`InvocationType=Event`) with this payload: how
+    /// an `all` run continues itself.
+    fn invoke_async(
+        &self,
+        function: &str,
+        payload: &str,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
     /// A store in a destination account and region. Assumes the role if needed.
     fn destination(
         &self,

@@ -368,14 +368,32 @@ async fn all_backfills_200_existing_secrets_and_a_second_run_writes_nothing() {
         .collect();
     assert!(writes.is_empty(), "{} writes: {writes:?}", writes.len());
     assert_eq!(doc["statusCode"], 200);
-    let results = doc["results"].as_array().unwrap();
-    assert_eq!(results.len(), 400);
+    // An `all` document counts unchanged results instead of listing them (SPEC §6).
+    // The source scheduled for deletion (its copies do not follow deletes) is skipped.
+    assert_eq!(
+        doc["summary"],
+        json!({"skipped": 1, "unchanged": 400}),
+        "{doc}"
+    );
+    assert_eq!(doc["results"], json!([]), "{doc}");
+    assert_eq!(doc["remainingCount"], 0);
+    // Compared by listing: the sources once, each destination (account, region) once, 100 a
+    // page; no source read, no describe (SPEC §6).
+    let sm_calls: Vec<&str> = calls
+        .iter()
+        .filter(|c| c.service == "secretsmanager")
+        .map(|c| c.operation.as_str())
+        .collect();
     assert!(
-        results
-            .iter()
-            .all(|r| r["status"] == "unchanged" && r["action"] == "none"),
-        "{:?}",
-        statuses(&doc)
+        sm_calls.iter().all(|op| *op == "ListSecrets"),
+        "{sm_calls:?}"
+    );
+    // 203 sources: 3 pages; 4 destinations of 100 replicas: a page each; a listing may end on
+    // an empty page.
+    assert!(
+        sm_calls.len() <= (3 + 1) + 4 * (1 + 1),
+        "{} listing calls",
+        sm_calls.len()
     );
     let mut per_op: BTreeMap<String, usize> = BTreeMap::new();
     for c in &calls {
@@ -448,12 +466,10 @@ async fn all_repairs_a_hand_edited_copy_and_a_missed_event_and_leaves_the_rest_a
         (Some("replicated"), Some("create")),
         "{doc}"
     );
-    let r = results_of(&doc, &untouched);
-    assert_eq!(
-        (r[0]["status"].as_str(), r[0]["action"].as_str()),
-        (Some("unchanged"), Some("none")),
-        "{doc}"
-    );
+    // The copy in line is counted, not listed (SPEC §6).
+    assert!(results_of(&doc, &untouched).is_empty(), "{doc}");
+    assert_eq!(doc["summary"]["unchanged"], 1, "{doc}");
+    assert_eq!(doc["summary"]["replicated"], 3, "{doc}");
 
     assert_eq!(
         current(&west_sm, "app/edited").await.as_deref(),
@@ -496,10 +512,8 @@ async fn all_repairs_a_hand_edited_copy_and_a_missed_event_and_leaves_the_rest_a
     moto.reset_calls();
     let doc = ok(app.handle(&manual_all()).await);
     assert!(write_calls(&moto).is_empty(), "{doc}");
-    assert_eq!(
-        statuses(&doc),
-        BTreeMap::from([("unchanged/none".into(), 4)])
-    );
+    assert_eq!(statuses(&doc), BTreeMap::new(), "{doc}");
+    assert_eq!(doc["summary"], json!({"unchanged": 4}));
 }
 
 // ---- 3. dry runs ----------------------------------------------------------------------------
@@ -1160,7 +1174,7 @@ async fn all_brings_tags_and_description_in_line() {
     let ep = moto.endpoint();
     let east = sm(&ep, "us-east-1").await;
     let west_sm = sm(&ep, "us-west-2").await;
-    let source = seed_tagged(
+    seed_tagged(
         &east,
         "app/db",
         "v1",
@@ -1225,11 +1239,8 @@ async fn all_brings_tags_and_description_in_line() {
         r["action"] == "tags" || r["action"] == "description",
         "{doc}"
     );
-    assert_eq!(
-        result_for(&doc, "plain/app/db")["status"],
-        "unchanged",
-        "{doc}"
-    );
+    // The copy without metadata sync is in line: counted, not listed (SPEC §6).
+    assert_eq!(doc["summary"]["unchanged"], 1, "{doc}");
     let d = describe(&west_sm, "app/db").await;
     let mut want = pairs(&[("team", "payments"), ("cost-center", "42")]);
     want.push(marker.clone());
@@ -1248,11 +1259,8 @@ async fn all_brings_tags_and_description_in_line() {
     moto.reset_calls();
     let doc = ok(app.handle(&manual_all()).await);
     assert!(write_calls(&moto).is_empty(), "{doc}");
-    assert_eq!(
-        statuses(&doc),
-        BTreeMap::from([("unchanged/none".into(), 2)])
-    );
-    assert_eq!(results_of(&doc, &source).len(), 2);
+    assert_eq!(statuses(&doc), BTreeMap::new(), "{doc}");
+    assert_eq!(doc["summary"], json!({"unchanged": 2}));
 }
 
 #[tokio::test]
@@ -1431,7 +1439,12 @@ async fn fail_on_error_turns_a_failed_all_run_into_an_error() {
         409,
         "permanent",
     );
-    assert_eq!(result_for(&doc, "app/good")["status"], "unchanged", "{doc}");
+    // The good copy is in line: counted, not listed (SPEC §6).
+    assert_eq!(
+        doc["summary"],
+        json!({"failed": 1, "unchanged": 1}),
+        "{doc}"
+    );
     assert_eq!(
         current(&west_sm, "app/bad").await.as_deref(),
         Some("not ours")

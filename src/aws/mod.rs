@@ -54,6 +54,8 @@ type ClientKey = (Option<String>, Option<Role>);
 #[derive(Debug)]
 pub struct AwsStores {
     base: aws_config::SdkConfig,
+    /// Lambda, for an `all` run's continuation: one attempt window of at most 2 s (SPEC §6).
+    lambda: aws_sdk_lambda::Client,
     roles: Arc<AssumedRoles>,
     clients: Mutex<HashMap<ClientKey, AwsStore>>,
     /// Shared by every client's interceptor.
@@ -69,7 +71,18 @@ impl AwsStores {
                 .interceptor(throttles.clone())
                 .build(),
         );
+        let lambda = aws_sdk_lambda::Client::from_conf(
+            aws_sdk_lambda::config::Builder::from(&base)
+                .timeout_config(
+                    aws_config::timeout::TimeoutConfig::builder()
+                        .connect_timeout(std::time::Duration::from_secs(1))
+                        .operation_timeout(std::time::Duration::from_secs(2))
+                        .build(),
+                )
+                .build(),
+        );
         AwsStores {
+            lambda,
             roles: Arc::new(AssumedRoles::new(sts, function_name)),
             base,
             clients: Mutex::new(HashMap::new()),
@@ -138,6 +151,31 @@ impl Stores for AwsStores {
             },
             None => defaults,
         }
+    }
+
+    async fn invoke_async(&self, function: &str, payload: &str) -> Result<(), Error> {
+        let out = self
+            .lambda
+            .invoke()
+            .function_name(function)
+            .invocation_type(aws_sdk_lambda::types::InvocationType::Event)
+            .payload(aws_sdk_lambda::primitives::Blob::new(
+                payload.as_bytes().to_vec(),
+            ))
+            .send()
+            .await
+            .map_err(|e| map_sdk_error("lambda", "Invoke", e))?;
+        // An asynchronous invocation is accepted with 202.
+        if out.status_code() != 202 && out.status_code() != 200 {
+            return Err(Error::Aws(crate::outcome::AwsError {
+                kind: crate::outcome::ErrorKind::ServiceError,
+                service: "lambda",
+                operation: "Invoke",
+                code: format!("HTTP{}", out.status_code()),
+                message: "the continuation was not accepted".into(),
+            }));
+        }
+        Ok(())
     }
 
     async fn destination(&self, region: &str, role: Option<&Role>) -> Result<AwsStore, Error> {

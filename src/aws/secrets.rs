@@ -7,11 +7,11 @@ use crate::config::Role;
 use crate::outcome::{AwsError, Error, ErrorKind};
 use crate::secret::SecretValue;
 use crate::store::{
-    AWSCURRENT, CurrentValue, Description, KeyInfo, Listed, ManageSecrets, NewSecret, ReadSecrets,
-    ResolveKeys, WriteSecrets, Written,
+    AWSCURRENT, CurrentValue, Description, KeyInfo, ListFilter, Listed, ManageSecrets, NewSecret,
+    ReadSecrets, ResolveKeys, WriteSecrets, Written,
 };
 use aws_sdk_secretsmanager::primitives::{Blob, DateTime};
-use aws_sdk_secretsmanager::types::Tag;
+use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType, Tag};
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_runtime_api::http::Response;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
@@ -164,25 +164,45 @@ impl ReadSecrets for AwsStore {
         }))
     }
 
-    async fn list(&self) -> Result<Vec<Listed>, Error> {
+    async fn list(&self, filter: ListFilter<'_>) -> Result<Vec<Listed>, Error> {
         let mut out = Vec::new();
         let mut next: Option<String> = None;
+        let filters = filter.tag_key.map(|k| {
+            vec![
+                Filter::builder()
+                    .key(FilterNameStringType::TagKey)
+                    .values(k)
+                    .build(),
+            ]
+        });
         loop {
             let req = self
                 .sm
                 .list_secrets()
                 .max_results(100)
+                .include_planned_deletion(filter.include_deleted)
+                .set_filters(filters.clone())
                 .set_next_token(next.clone());
             let page = self.send(SM, "ListSecrets", || req.clone().send()).await?;
             for s in page.secret_list() {
                 let (Some(arn), Some(name)) = (s.arn(), s.name()) else {
                     continue;
                 };
+                let current_version = s.secret_versions_to_stages().and_then(|m| {
+                    m.iter()
+                        .find(|(_, st)| st.iter().any(|x| x == AWSCURRENT))
+                        .map(|(v, _)| v.clone())
+                });
                 out.push(Listed {
                     arn: arn.to_string(),
                     name: name.to_string(),
                     tags: pairs(s.tags()),
                     deleted: s.deleted_date().is_some(),
+                    kms_key_id: s.kms_key_id().map(str::to_string),
+                    description: s.description().map(str::to_string),
+                    current_version,
+                    primary_region: s.primary_region().map(str::to_string),
+                    owning_service: s.owning_service().map(str::to_string),
                 });
             }
             next = page

@@ -469,7 +469,10 @@ async fn list_secrets_pages_are_followed_to_the_end() {
         RuleMode::MatchAny,
         [&first, &second]
     );
-    let listed = store(client).list().await.unwrap();
+    let listed = store(client)
+        .list(crate::store::ListFilter::default())
+        .await
+        .unwrap();
     let names: Vec<&str> = listed.iter().map(|l| l.name.as_str()).collect();
     assert_eq!(names, ["a", "b", "c"]);
     assert_eq!(

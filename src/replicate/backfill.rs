@@ -1,65 +1,95 @@
-//! The manual `all` run (SPEC §6): every source secret some rule matches, each destination
-//! compared first and written only where it differs; it stops starting new sources before the
-//! deadline and lists what it did not reach in `remaining`.
+//! The manual `all` run (SPEC §6): backfill and repair by listing. The sources are listed once
+//! (with those scheduled for deletion) and every destination (account, region) once, filtered on
+//! the marker tag key; a source is read and its destinations written only where the listings
+//! disagree with what the configuration asks (a destination missing, its AWSCURRENT not the
+//! expected token, its key, tags, description or deletion state off). A no-op run over N sources
+//! holding R replicas costs about (N + R) / 100 calls.
+//!
+//! Sources are processed in ascending byte order of name, from a starting name (a continuation's
+//! cursor); the run stops starting new sources at the cutoff and lists what it did not reach.
 
-use super::{Job, Known, MARKER_TAG, Mode, Replicator, Scope, SourceResult};
-use crate::event::SecretRef;
-use crate::store::{ReadSecrets, Stores};
+use super::decide::{MARKER_TAG, is_managed_key, key_matches, user_tags};
+use super::{Job, Known, Mode, Replicator, Scope, SourceResult, source_of};
+use crate::config::Role;
+use crate::event::{DeletionWindow, SecretRef};
+use crate::outcome::{Action, DestinationRef, Error, Outcome, SkipReason, Status};
+use crate::rules::{self, Planned};
+use crate::store::{KeyInfo, ListFilter, Listed, ReadSecrets, ResolveKeys, Stores};
+use crate::token;
 use futures::StreamExt;
-use std::time::{Duration, Instant};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::time::Instant;
 
-/// Sources read at once (writes are paced by the write budget).
+/// Sources worked on at once (writes are paced by the write budget).
 pub const ALL_CONCURRENCY: usize = 8;
 
 /// What an `all` run did.
 #[derive(Debug)]
 pub struct Backfill {
     pub results: Vec<SourceResult>,
-    /// Names not reached before the deadline, in order.
+    /// Names not reached before the cutoff, in order.
     pub remaining: Vec<String>,
 }
 
+/// One destination (account, region) as its listing shows it: the replicas by name.
+#[derive(Debug, Default)]
+struct DestListing {
+    by_name: HashMap<String, Listed>,
+    /// Configured keys resolved in that account and region.
+    keys: HashMap<String, KeyInfo>,
+}
+
+type DestKey = (String, String);
+
 impl<S: Stores> Replicator<'_, S> {
-    /// Every matched source secret (ListSecrets), replicas (marker tag) and secrets scheduled
-    /// for deletion left out, in ascending byte order of name. Stops starting new secrets at the
-    /// deadline minus max(1 s, 10% of the time left at the start).
+    /// Every matched source secret (replicas left out unless a rule chains), compared by
+    /// listing, from `start_at` on. Stops starting new sources at `cutoff`.
     pub async fn all(
         &self,
         region: Option<&str>,
-        deadline: Option<Instant>,
+        cutoff: Option<Instant>,
         dry_run: bool,
-    ) -> Result<Backfill, crate::outcome::Error> {
-        let started = Instant::now();
-        let cutoff = deadline.map(|d| {
-            let left = d.saturating_duration_since(started);
-            d.checked_sub(std::cmp::max(Duration::from_secs(1), left / 10))
-                .unwrap_or(started)
-        });
-        let listed = self.stores.own(region).list().await?;
-        let mut candidates: Vec<_> = listed
+        start_at: Option<&str>,
+    ) -> Result<Backfill, Error> {
+        let config = self.config;
+        let own = self.stores.own(region);
+        let mut sources: Vec<Listed> = own
+            .list(ListFilter {
+                include_deleted: true,
+                tag_key: None,
+            })
+            .await?
             .into_iter()
             .filter(|s| {
-                !s.deleted
-                    && !s.tags.iter().any(|(k, _)| k == MARKER_TAG)
-                    && self.config.matches_any(&s.name)
+                let chains = config.rules.iter().any(|r| r.matches(&s.name) && r.chain);
+                config.matches_any(&s.name) && (s.tag(MARKER_TAG).is_none() || chains)
             })
+            .filter(|s| start_at.is_none_or(|start| s.name.as_bytes() >= start.as_bytes()))
             .collect();
-        candidates.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
-        let job = Job {
-            mode: if dry_run { Mode::Plan } else { Mode::Compare },
-            scope: Scope::Both,
-        };
-        let runs = futures::stream::iter(candidates).map(|s| async move {
-            if cutoff.is_some_and(|c| Instant::now() >= c) {
-                return Err(s.name);
+        sources.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
+        let run_region = region
+            .map(str::to_string)
+            .or_else(|| {
+                sources
+                    .first()
+                    .and_then(|s| crate::arn::region(&s.arn).map(str::to_string))
+            })
+            .unwrap_or_default();
+        let own_account = sources
+            .first()
+            .and_then(|s| crate::arn::account(&s.arn))
+            .unwrap_or_default()
+            .to_string();
+        let listings = self.list_destinations(&run_region, &own_account).await?;
+        let mode = if dry_run { Mode::Plan } else { Mode::Compare };
+        let runs = futures::stream::iter(sources).map(|s| {
+            let listings = &listings;
+            async move {
+                if cutoff.is_some_and(|c| Instant::now() >= c) {
+                    return Err(s.name);
+                }
+                Ok(Box::pin(self.repair(s, region, mode, listings)).await)
             }
-            let tags = s.tags;
-            let secret = SecretRef {
-                id: s.arn,
-                name: Some(s.name),
-            };
-            let known = Known { tags: Some(&tags) };
-            Ok(Box::pin(self.source(&secret, region, job, known)).await)
         });
         let done: Vec<Result<SourceResult, String>> =
             runs.buffered(ALL_CONCURRENCY).collect().await;
@@ -71,12 +101,238 @@ impl<S: Stores> Replicator<'_, S> {
                 Err(name) => remaining.push(name),
             }
         }
-        if !remaining.is_empty() {
-            tracing::warn!(
-                remaining = remaining.len(),
-                "all: stopped before the deadline; the rest is listed in remaining"
-            );
-        }
         Ok(Backfill { results, remaining })
     }
+
+    /// Lists every destination (account, region) the configuration writes to, once, filtered
+    /// on the marker tag key, and resolves the keys configured there.
+    async fn list_destinations(
+        &self,
+        run_region: &str,
+        own_account: &str,
+    ) -> Result<HashMap<DestKey, DestListing>, Error> {
+        let mut wanted: BTreeSet<(Option<Role>, String)> = BTreeSet::new();
+        let mut keys: HashMap<(Option<Role>, String), BTreeSet<String>> = HashMap::new();
+        for d in self.config.rules.iter().flat_map(|r| &r.destinations) {
+            let region = d.region.clone().unwrap_or_else(|| run_region.to_string());
+            wanted.insert((d.role.clone(), region.clone()));
+            if let Some(k) = d.kms_key_id.as_ref().filter(|k| !is_managed_key(k)) {
+                keys.entry((d.role.clone(), region))
+                    .or_default()
+                    .insert(k.clone());
+            }
+        }
+        let mut out = HashMap::new();
+        for (role, region) in wanted {
+            let store = self.stores.destination(&region, role.as_ref()).await?;
+            let listed = store
+                .list(ListFilter {
+                    include_deleted: true,
+                    tag_key: Some(MARKER_TAG),
+                })
+                .await?;
+            let mut listing = DestListing {
+                by_name: listed.into_iter().map(|l| (l.name.clone(), l)).collect(),
+                keys: HashMap::new(),
+            };
+            for k in keys
+                .get(&(role.clone(), region.clone()))
+                .into_iter()
+                .flatten()
+            {
+                // A key that cannot be resolved leaves its destinations to the full comparison,
+                // which reports the failure.
+                if let Ok(info) = store.key(k).await {
+                    listing.keys.insert(k.clone(), info);
+                }
+            }
+            let account = role
+                .as_ref()
+                .map(|r| r.account.clone())
+                .unwrap_or_else(|| own_account.to_string());
+            out.insert((account, region), listing);
+        }
+        Ok(out)
+    }
+
+    /// One listed source: unchanged where the listings agree, read and written where not.
+    async fn repair(
+        &self,
+        s: Listed,
+        region: Option<&str>,
+        mode: Mode,
+        listings: &HashMap<DestKey, DestListing>,
+    ) -> SourceResult {
+        let secret = SecretRef {
+            id: s.arn.clone(),
+            name: Some(s.name.clone()),
+        };
+        let mut source = source_of(&s.arn, &s.name, region);
+        source.tags = Some(s.tags.clone());
+        if s.deleted {
+            // Deletion converges only where destinations follow it and the listing shows an
+            // owned copy not yet scheduled; the fresh ownership check before any delete is the
+            // deletion path's own.
+            let marker = token::marker_value(&source.account, &source.region, &source.name);
+            let pending = rules::plan(self.config, &source, false, rules::Tags::Ignore)
+                .iter()
+                .any(|p| match p {
+                    Planned::Write(t) => {
+                        t.dest.delete_with_source
+                            && listed(listings, &t.at).is_some_and(|l| {
+                                l.tag(MARKER_TAG) == Some(marker.as_str()) && !l.deleted
+                            })
+                    }
+                    Planned::Done(_) => false,
+                });
+            if !pending {
+                return SourceResult::Outcomes(vec![Outcome::skipped(
+                    &s.arn,
+                    None,
+                    SkipReason::SourceDeleted,
+                )]);
+            }
+            // A listing cannot tell the remaining window: the longest (SPEC §6).
+            return self
+                .delete(
+                    &secret,
+                    region,
+                    None,
+                    DeletionWindow::Unknown,
+                    mode == Mode::Plan,
+                )
+                .await;
+        }
+        let Some(version) = s.current_version.as_deref() else {
+            return SourceResult::Outcomes(vec![Outcome::skipped(
+                &s.arn,
+                None,
+                SkipReason::NoValue,
+            )]);
+        };
+        let is_replica = token::is_replicator_token(version);
+        let marker = token::marker_value(&source.account, &source.region, &source.name);
+        let planned = rules::plan(self.config, &source, is_replica, rules::Tags::Filter);
+        let mut differing = HashSet::new();
+        let mut in_sync = Vec::new();
+        for p in &planned {
+            let Planned::Write(t) = p else { continue };
+            let expected = token::derive(&token::TokenInput {
+                source_arn: &source.arn,
+                source_version: version,
+                dest_account: &t.at.account,
+                dest_region: &t.at.region,
+                dest_name: &t.at.name,
+                transform_fingerprint: &t.dest.fingerprint,
+            });
+            let listing = listings.get(&(t.at.account.clone(), t.at.region.clone()));
+            let agrees = listing
+                .and_then(|l| l.by_name.get(&t.at.name).map(|d| (l, d)))
+                .is_some_and(|(l, d)| {
+                    let key_ok = t
+                        .dest
+                        .kms_key_id
+                        .as_deref()
+                        .is_none_or(|k| key_matches(k, l.keys.get(k), d.kms_key_id.as_deref()));
+                    let tags_ok = !t.dest.copy_tags || user_tags(&d.tags) == user_tags(&s.tags);
+                    let description_ok = !t.dest.copy_description
+                        || d.description.as_deref().unwrap_or_default()
+                            == s.description.as_deref().unwrap_or_default();
+                    d.tag(MARKER_TAG) == Some(marker.as_str())
+                        && !d.deleted
+                        && !d.is_native_replica()
+                        && d.current_version.as_deref() == Some(expected.as_str())
+                        && key_ok
+                        && tags_ok
+                        && description_ok
+                });
+            if agrees {
+                in_sync.push((t.at.clone(), expected));
+            } else {
+                differing.insert(t.at.clone());
+            }
+        }
+        // A dry run reports every destination's transformed size: one source read (no
+        // destination call) when the listing says the copies are in line.
+        let mut sizes: HashMap<DestinationRef, usize> = HashMap::new();
+        if mode == Mode::Plan
+            && !in_sync.is_empty()
+            && let Ok(current) = self.stores.own(region).current_value(&s.arn).await
+        {
+            for p in &planned {
+                if let Planned::Write(t) = p
+                    && let Ok(v) = super::prepare::transformed(t, &current.value)
+                {
+                    sizes.insert(t.at.clone(), v.len());
+                }
+            }
+        }
+        let unchanged = |at: DestinationRef, version: String| {
+            if mode == Mode::Plan {
+                Outcome {
+                    would_change: Some(false),
+                    version_id: Some(version),
+                    size: sizes.get(&at).copied(),
+                    ..Outcome::ok(&s.arn, Some(at), Status::Planned, Action::None)
+                }
+            } else {
+                Outcome {
+                    version_id: Some(version),
+                    ..Outcome::ok(&s.arn, Some(at), Status::Unchanged, Action::None)
+                }
+            }
+        };
+        if differing.is_empty() {
+            let mut outcomes: Vec<Outcome> = planned
+                .into_iter()
+                .filter_map(|p| match p {
+                    Planned::Done(o) => Some(*o),
+                    Planned::Write(_) => None,
+                })
+                .collect();
+            if in_sync.is_empty() {
+                // No destination to write: one skip without destination (SPEC §7).
+                let reason = if !outcomes.is_empty()
+                    && outcomes
+                        .iter()
+                        .all(|o| o.reason == Some(SkipReason::Replica))
+                {
+                    Some(SkipReason::Replica)
+                } else if outcomes.is_empty() {
+                    Some(SkipReason::NoMatchingRule)
+                } else {
+                    None
+                };
+                if let Some(reason) = reason {
+                    outcomes = vec![Outcome::skipped(&s.arn, None, reason)];
+                }
+            }
+            outcomes.extend(in_sync.into_iter().map(|(at, v)| unchanged(at, v)));
+            return SourceResult::Outcomes(outcomes);
+        }
+        let job = Job {
+            mode,
+            scope: Scope::Both,
+        };
+        let known = Known {
+            tags: Some(&s.tags),
+            only: Some(&differing),
+        };
+        match self.source(&secret, region, job, known).await {
+            SourceResult::Outcomes(mut o) => {
+                o.extend(in_sync.into_iter().map(|(at, v)| unchanged(at, v)));
+                SourceResult::Outcomes(o)
+            }
+            failed => failed,
+        }
+    }
+}
+
+fn listed<'l>(
+    listings: &'l HashMap<DestKey, DestListing>,
+    at: &DestinationRef,
+) -> Option<&'l Listed> {
+    listings
+        .get(&(at.account.clone(), at.region.clone()))
+        .and_then(|l| l.by_name.get(&at.name))
 }

@@ -22,7 +22,6 @@ pub use state::ContainerState;
 
 use crate::config::{Config, Destination};
 use crate::event::SecretRef;
-use crate::metrics;
 use crate::outcome::{Action, DestinationRef, Error, Outcome, SkipReason, Status};
 use crate::rules::{self, Planned, Source};
 use crate::store::{CurrentValue, Description, ReadSecrets, RetryPolicy, Stores};
@@ -79,6 +78,9 @@ impl SourceMeta {
 pub struct Known<'a> {
     /// Its tags, when a listing gave them.
     pub tags: Option<&'a [(String, String)]>,
+    /// Only these destinations (the ones a listing found out of line); the others are left
+    /// out of the results.
+    pub only: Option<&'a std::collections::HashSet<DestinationRef>>,
 }
 
 /// Replicates sources: the clients, the container's state, the configuration.
@@ -171,7 +173,9 @@ impl<S: Stores> Replicator<'_, S> {
                 .tags
                 .map(<[_]>::to_vec)
                 .or_else(|| meta.as_ref().map(|m| m.tags.clone()));
-            outcomes = self.version(&source, &current, meta.as_ref(), job).await;
+            outcomes = self
+                .version(&source, &current, meta.as_ref(), job, known.only)
+                .await;
             let wrote = job.mode != Mode::Plan
                 && outcomes
                     .iter()
@@ -288,9 +292,19 @@ impl<S: Stores> Replicator<'_, S> {
         current: &CurrentValue,
         meta: Option<&SourceMeta>,
         job: Job,
+        only: Option<&std::collections::HashSet<DestinationRef>>,
     ) -> Vec<Outcome> {
         let is_replica = token::is_replicator_token(&current.version_id);
-        let planned = rules::plan(self.config, source, is_replica, rules::Tags::Filter);
+        let mut planned = rules::plan(self.config, source, is_replica, rules::Tags::Filter);
+        if let Some(only) = only {
+            planned.retain(|p| match p {
+                Planned::Write(t) => only.contains(&t.at),
+                Planned::Done(_) => false,
+            });
+            if planned.is_empty() {
+                return Vec::new();
+            }
+        }
         if planned.is_empty() {
             return vec![Outcome::skipped(
                 &source.arn,
@@ -531,7 +545,7 @@ pub fn log_outcome(source_name: &str, o: &Outcome) {
         .as_ref()
         .map(|d| format!("{}:{}:{}", d.account, d.region, d.name))
         .unwrap_or_default();
-    let status = metrics::status_name(o.status);
+    let status = o.status.as_str();
     let action = o.action.as_str();
     let reason = o.reason.map(SkipReason::as_str).unwrap_or("");
     if o.is_failure() {

@@ -132,7 +132,7 @@ pub(super) fn prepare<'c>(
 
 /// The value a destination gets: the transform chain's output, within Secrets Manager's size,
 /// never empty (SecretString and SecretBinary have a minimum length of 1).
-fn transformed(target: &Target<'_>, value: &SecretValue) -> Result<SecretValue, Error> {
+pub(super) fn transformed(target: &Target<'_>, value: &SecretValue) -> Result<SecretValue, Error> {
     let out = match value {
         SecretValue::Binary(b) => {
             if !target.dest.transforms.is_empty() {

@@ -80,7 +80,7 @@ impl Secret {
         crate::arn::region(&self.arn).unwrap_or_default()
     }
 
-    fn description(&self, name: &str) -> Description {
+    pub(crate) fn description(&self, name: &str) -> Description {
         Description {
             arn: self.arn.clone(),
             name: name.to_string(),
@@ -144,6 +144,10 @@ pub struct World {
     pub stale: Vec<(&'static str, String, usize, Stale)>,
     /// AssumeRole calls.
     pub assumed: usize,
+    /// Asynchronous invocations: (function, payload).
+    pub invocations: Vec<(String, String)>,
+    /// How many of the next asynchronous invocations fail (ServiceError).
+    pub failing_invocations: usize,
     /// Runs once, right after the next successful create or put.
     pub after_write: Option<Hook>,
     /// Runs once, as the next UpdateSecretVersionStage arrives (before it is checked).
@@ -161,6 +165,23 @@ impl std::fmt::Debug for World {
 }
 
 impl World {
+    /// The ARN of a key known by id, ARN or alias in (account, region); the text itself when
+    /// unknown.
+    pub fn key_arn(&self, account: &str, region: &str, key: &str) -> String {
+        let alias = crate::arn::kms_alias(key);
+        self.keys
+            .get(&(account.to_string(), region.to_string()))
+            .and_then(|keys| {
+                keys.iter().find(|k| {
+                    k.info.arn == key
+                        || k.info.key_id == key
+                        || alias.is_some_and(|a| k.aliases.iter().any(|x| x == a))
+                })
+            })
+            .map(|k| k.info.arn.clone())
+            .unwrap_or_else(|| key.to_string())
+    }
+
     /// The next `times` DescribeSecret calls naming this secret answer it as it is now
     /// (eventual consistency: a read that does not show a later write).
     pub fn freeze_describe(&mut self, key: &Key, times: usize) {
@@ -400,6 +421,23 @@ mod api;
 
 impl Stores for MemoryStores {
     type Store = MemoryStore;
+
+    async fn invoke_async(&self, function: &str, payload: &str) -> Result<(), Error> {
+        let mut w = self.lock();
+        w.calls.push(format!("Invoke {function}"));
+        if w.failing_invocations > 0 {
+            w.failing_invocations -= 1;
+            return Err(Error::Aws(AwsError {
+                kind: crate::outcome::ErrorKind::ServiceError,
+                service: "lambda",
+                operation: "Invoke",
+                code: "ServiceException".into(),
+                message: "injected".into(),
+            }));
+        }
+        w.invocations.push((function.into(), payload.into()));
+        Ok(())
+    }
 
     fn own(&self, region: Option<&str>) -> MemoryStore {
         MemoryStore {

@@ -5,8 +5,8 @@ use super::{AWSPREVIOUS, Key, MemoryStore, Secret, Stale, World, err};
 use crate::outcome::{AwsError, Error, classify};
 use crate::secret::SecretValue;
 use crate::store::{
-    AWSCURRENT, CurrentValue, Description, KeyInfo, Listed, ManageSecrets, NewSecret, ReadSecrets,
-    ResolveKeys, WriteSecrets, Written,
+    AWSCURRENT, CurrentValue, Description, KeyInfo, ListFilter, Listed, ManageSecrets, NewSecret,
+    ReadSecrets, ResolveKeys, WriteSecrets, Written,
 };
 use std::time::{Duration, SystemTime};
 
@@ -80,18 +80,47 @@ impl ReadSecrets for MemoryStore {
         Ok(w.secrets.get(&key).map(|s| s.description(&key.2)))
     }
 
-    async fn list(&self) -> Result<Vec<Listed>, Error> {
+    async fn list(&self, filter: ListFilter<'_>) -> Result<Vec<Listed>, Error> {
         let w = self.enter("ListSecrets", "")?;
-        Ok(w.secrets
+        let mut out: Vec<Listed> = w
+            .secrets
             .iter()
-            .filter(|(k, s)| k.0 == self.account && k.1 == self.region && !s.deleted)
-            .map(|(k, s)| Listed {
-                arn: s.arn.clone(),
-                name: k.2.clone(),
-                tags: s.tags.clone(),
-                deleted: s.deleted,
+            .filter(|(k, s)| {
+                k.0 == self.account
+                    && k.1 == self.region
+                    && (filter.include_deleted || !s.deleted)
+                    && filter
+                        .tag_key
+                        .is_none_or(|t| s.tags.iter().any(|(k, _)| k == t))
             })
-            .collect())
+            .map(|(k, s)| {
+                let d = s.description(&k.2);
+                Listed {
+                    arn: s.arn.clone(),
+                    name: k.2.clone(),
+                    tags: s.tags.clone(),
+                    deleted: s.deleted,
+                    // ListSecrets answers a key ARN where DescribeSecret may answer an alias.
+                    kms_key_id: s
+                        .kms
+                        .clone()
+                        .map(|k| w.key_arn(&self.account, &self.region, &k)),
+                    description: d.description,
+                    current_version: d.current_version,
+                    primary_region: d.primary_region,
+                    owning_service: d.owning_service,
+                }
+            })
+            .collect();
+        // One call per page of 100, as AWS counts them.
+        let pages = out.len().div_ceil(100).max(1);
+        drop(w);
+        let mut w = self.world.lock().unwrap_or_else(|p| p.into_inner());
+        for _ in 1..pages {
+            w.calls.push("ListSecrets (next page)".into());
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
     }
 }
 
