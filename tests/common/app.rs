@@ -133,13 +133,17 @@ pub async fn sm(endpoint: &str, region: &str) -> Sm {
 }
 
 async fn client_with(endpoint: &str, region: &str, creds: Credentials) -> Sm {
-    let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
+    Sm::new(&client_config(endpoint, region, creds).await)
+}
+
+/// A plain SDK configuration (the SDK's defaults, not the product's) with these credentials.
+pub async fn client_config(endpoint: &str, region: &str, creds: Credentials) -> SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
         .endpoint_url(endpoint)
         .region(Region::new(region.to_string()))
         .credentials_provider(creds)
         .load()
-        .await;
-    Sm::new(&conf)
+        .await
 }
 
 /// Admin credentials in `account` (one of `policies::ADMIN_ACCOUNTS`): AssumeRole on its

@@ -157,10 +157,10 @@ pub fn admin_policy() -> Vec<Value> {
 
 /// The function role's statements for the suites' parameters with some of them replaced
 /// (e.g. a narrower `DestinationSecretArnPattern`).
-pub fn function_policy_with(overrides: &[(&'static str, &'static str)]) -> Vec<Value> {
-    let mut params = function_params();
-    for (k, v) in overrides {
-        match params.iter_mut().find(|(name, _)| name == k) {
+pub fn function_policy_with(overrides: &[(&str, &str)]) -> Vec<Value> {
+    let mut params: Vec<(&str, &str)> = function_params();
+    for &(k, v) in overrides {
+        match params.iter_mut().find(|(name, _)| *name == k) {
             Some(p) => p.1 = v,
             None => params.push((k, v)),
         }
