@@ -716,3 +716,37 @@ async fn a_destination_outside_the_scoped_pattern_is_denied_and_one_inside_is_wr
     assert_eq!(current(&west, "dr/app/db").await.as_deref(), Some("v1"));
     assert!(!exists(&west, "elsewhere/app/db").await);
 }
+
+// ---- the harness -------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn the_identities_survive_a_reset_and_enforcement_stays_on() {
+    let moto = Moto::start();
+    let east = sm(&moto.endpoint(), "us-east-1").await;
+    seed_secret(&east, "app/db", "v1").await;
+    moto.reset();
+
+    // Everything is gone but the identities: seeding, reading as the function, and a denial.
+    assert!(!exists(&east, "app/db").await);
+    seed_secret(&east, "app/db", "v2").await;
+    let as_function = sm_as(&moto, "us-east-1", function_credentials()).await;
+    let read = as_function
+        .get_secret_value()
+        .secret_id("app/db")
+        .send()
+        .await;
+    assert_eq!(read.unwrap().secret_string(), Some("v2"));
+    let err = as_function
+        .get_resource_policy()
+        .secret_id("app/db")
+        .send()
+        .await
+        .expect_err("still enforced");
+    assert_eq!(err.code(), Some("AccessDeniedException"));
+    let dest = dest_client(&moto.endpoint(), DEST_ACCOUNT, "us-east-1").await;
+    assert!(!exists(&dest, "app/db").await);
+    assert_eq!(
+        moto.account_of(policies::FUNCTION_ACCESS_KEY_ID),
+        policies::SOURCE_ACCOUNT
+    );
+}

@@ -62,6 +62,8 @@ from moto.secretsmanager.models import (
 from moto.secretsmanager.responses import SecretsManagerResponse
 from moto.sts.models import AssumedRole, sts_backends
 
+# The patches below are written against this moto's internals (scripts/venv.sh allows any 5.x).
+VERIFIED_MOTO = "5.2.5"
 PARTITION = "aws"
 INTERNAL_HEADER = "X-Harness-Internal"
 # The suffix of the ARN a secret would get (AWS appends a hyphen and six random characters).
@@ -732,6 +734,16 @@ def serve(host: str, port: int) -> None:
 
 def main() -> None:
     import argparse
+
+    import moto
+
+    if moto.__version__ != VERIFIED_MOTO:
+        print(
+            f"tests/moto/server.py: written against moto {VERIFIED_MOTO}, running "
+            f"{moto.__version__}: check the corrections still apply",
+            file=sys.stderr,
+            flush=True,
+        )
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-H", "--host", default="127.0.0.1", help="address to bind")
