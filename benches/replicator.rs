@@ -34,7 +34,7 @@ mod common;
 use aws_sdk_secretsmanager::Client as Sm;
 use common::Moto;
 use common::app::{
-    DEST_ROLE, REGION, dest_client, put_event, put_value, sdk_config, seed_secret, sm,
+    DEST_ROLE, EXTERNAL_ID, REGION, dest_client, put_event, put_value, sdk_config, seed_secret, sm,
 };
 use common::runtime::{Answer, FakeRuntime};
 use secret_replicator::transform::{LoadVars, Transform, Vars};
@@ -153,10 +153,9 @@ impl Function {
                 ("AWS_REGION", REGION),
                 ("AWS_DEFAULT_REGION", REGION),
                 ("AWS_ENDPOINT_URL", endpoint),
-                ("AWS_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE"),
-                ("AWS_SECRET_ACCESS_KEY", "secret"),
                 ("REPLICATOR_CONFIG", config.as_str()),
             ])
+            .envs(common::app::function_env())
             .stdin(Stdio::null())
             // Logs and EMF lines are formatted and written as on Lambda, then dropped (or kept
             // in the file BENCH_LOG names).
@@ -534,7 +533,8 @@ fn all(plan: &Plan, rt: &Runtime, table: &mut Table) {
     let config = json!({"rules": [{"match": ["bulk/**"], "destinations": [
         {"region": "us-west-2", "name": "dr/${SECRET_NAME}",
          "transforms": [{"sed": "s/us-east-1/us-west-2/g"}]},
-        {"region": "eu-west-1", "account_role_arn": DEST_ROLE, "name": "${SECRET_NAME}",
+        {"region": "eu-west-1", "account_role_arn": DEST_ROLE, "external_id": EXTERNAL_ID,
+         "name": "${SECRET_NAME}",
          "transforms": [{"sed": "s/us-east-1/eu-west-1/g"}]}
     ]}]});
     let f = Function::start(&endpoint, &config, Duration::from_secs(900));
@@ -547,6 +547,7 @@ fn all(plan: &Plan, rt: &Runtime, table: &mut Table) {
                 .entry(r["status"].as_str().unwrap_or("?").to_string())
                 .or_default() += 1;
         }
+        assert!(doc.get("error").is_none(), "`all` failed: {doc}");
         let remaining = doc["remaining"].as_array().map_or(0, Vec::len);
         assert!(
             remaining == 0 && !statuses.contains_key("failed"),

@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # scripts/demo.sh: replicate one secret end to end on this machine, with no AWS account.
 #
-#   moto_server (local Secrets Manager)  <-  the function under `cargo lambda watch`
-#                                        <-  `cargo lambda invoke` with a CloudTrail PutSecretValue event
+#   moto (local Secrets Manager, IAM enforced)  <-  the function under `cargo lambda watch`
+#                                               <-  `cargo lambda invoke` with a CloudTrail PutSecretValue event
+#
+# moto is the suites' emulator (tests/moto/server.py: corrected where it differs from AWS, IAM
+# enforced), with the suites' identities: this script seeds and inspects as the admin; the
+# function runs as a session of its role, holding exactly template.yaml's policy.
 #
 # Seeds app/prod/db in us-east-1, lets the function copy it to dr/app/prod/db in us-west-2
 # through sedfiles/us-east-1-to-us-west-2.sed, prints both values side by side, then sends the
@@ -74,7 +78,7 @@ while IFS= read -r var; do
     unset "$var"
 done < <(compgen -e | grep -E '^(AWS_|REPLICATOR_|DEST_|TRANSFORMS$|SOURCE_MATCH$)' || true)
 export AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_EC2_METADATA_DISABLED=true
-export AWS_ACCESS_KEY_ID=demo AWS_SECRET_ACCESS_KEY=demo AWS_REGION=us-east-1
+export AWS_REGION=us-east-1
 
 SOURCE_NAME=app/prod/db
 DEST_NAME=dr/app/prod/db
@@ -99,28 +103,31 @@ step "Build secret-replicator (debug; the first build compiles the AWS SDK: ~3-5
 # The same command line `cargo lambda watch` runs (`cargo run --bin secret-replicator`), so watch
 # finds the binary up to date and the first invocation does not wait for a compile.
 cargo build --bin secret-replicator
+# The emulator's identities (tests/common/iam_setup.rs) and their credentials.
+eval "$(cargo run -q --example moto_iam_setup -- "$work/iam-setup.json")"
+export AWS_ACCESS_KEY_ID=$ADMIN_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY=$ADMIN_SECRET_ACCESS_KEY
 
 # ------------------------------------------------------------------------------------------------
-step "Start moto_server (local AWS) on a free loopback port"
+step "Start moto (local AWS, IAM enforced) on a free loopback port"
+# Port 0: the server binds a free port itself and writes it to moto.port once it listens.
+start "$work/moto.log" env MOTO_PORT_FILE="$work/moto.port" \
+    MOTO_IAM_SETUP="$work/iam-setup.json" MOTO_IAM_LOG="$work/iam-calls.jsonl" \
+    "$py" "$root/tests/moto/server.py" -H 127.0.0.1 -p 0
+moto_pid=$started
 moto_ok=''
-for _ in 1 2 3; do
-    moto_port=$(free_port)
-    start "$work/moto.log" moto_server -H 127.0.0.1 -p "$moto_port"
-    moto_pid=$started
-    for ((i = 0; i < 300; i++)); do
-        if curl -sf -o /dev/null "http://127.0.0.1:$moto_port/moto-api/data.json"; then
-            moto_ok=1
-            break
-        fi
-        kill -0 "$moto_pid" 2>/dev/null || break # exited (port taken?): try another port
-        sleep 0.1
-    done
-    [[ -n "$moto_ok" ]] && break
-    stop_group "$moto_pid"
+for ((i = 0; i < 300; i++)); do
+    if [[ -s "$work/moto.port" ]] &&
+        curl -sf -o /dev/null "http://127.0.0.1:$(cat "$work/moto.port")/moto-api/data.json"; then
+        moto_ok=1
+        break
+    fi
+    kill -0 "$moto_pid" 2>/dev/null || break
+    sleep 0.1
 done
-[[ -n "$moto_ok" ]] || { tail -n 20 "$work/moto.log" >&2; fail "moto_server did not answer"; }
+[[ -n "$moto_ok" ]] || { tail -n 20 "$work/moto.log" >&2; fail "moto did not answer"; }
+moto_port=$(cat "$work/moto.port")
 export AWS_ENDPOINT_URL="http://127.0.0.1:$moto_port"
-echo "moto_server pid $moto_pid, $AWS_ENDPOINT_URL"
+echo "moto pid $moto_pid, $AWS_ENDPOINT_URL (IAM checks logged in $work/iam-calls.jsonl)"
 
 # ------------------------------------------------------------------------------------------------
 step "Seed the source secret $SOURCE_NAME in us-east-1 (create, then PutSecretValue)"
@@ -137,8 +144,10 @@ invoke_port=$(free_port)
 watch_env=(
     "AWS_ENDPOINT_URL=$AWS_ENDPOINT_URL"
     "AWS_REGION=us-east-1"
-    "AWS_ACCESS_KEY_ID=demo"
-    "AWS_SECRET_ACCESS_KEY=demo"
+    "AWS_ACCESS_KEY_ID=$FUNCTION_ACCESS_KEY_ID"
+    "AWS_SECRET_ACCESS_KEY=$FUNCTION_SECRET_ACCESS_KEY"
+    "AWS_SESSION_TOKEN=$FUNCTION_SESSION_TOKEN"
+    "REPLICATOR_ROLE_ARN=$FUNCTION_ROLE_ARN"
     "AWS_EC2_METADATA_DISABLED=true"
     "DEST_REGION=us-west-2"
     "DEST_SECRET_NAME=dr/\${SECRET_NAME}"
@@ -213,7 +222,7 @@ fi
 printf '%sOK: the duplicate event wrote no new version%s\n' "$green" "$off"
 
 # ------------------------------------------------------------------------------------------------
-step "Stop cargo lambda watch and moto_server"
+step "Stop cargo lambda watch and moto"
 stop_group "$watch_pid"
 stop_group "$moto_pid"
 pgroups=()

@@ -1,7 +1,7 @@
 """Small AWS helpers for scripts/demo.sh, run with .venv's Python (boto3 comes with moto[server]).
 
-The endpoint, region and credentials come from the environment (AWS_ENDPOINT_URL, dummy keys),
-exactly as for the function itself.
+The endpoint, region and credentials come from the environment (AWS_ENDPOINT_URL, the
+emulator's admin keys that scripts/demo.sh exports), as for the function itself.
 
   seed NAME REGION INITIAL NEW     create the secret with INITIAL, then PutSecretValue NEW;
                                    prints {"arn", "versionId"} of the new value

@@ -2,7 +2,7 @@
 # scripts/test.sh: the whole check suite, as CI runs it (.ci/run calls exactly this).
 #
 #   1. .venv with moto[server], cargo-lambda     (scripts/venv.sh; the integration tests start
-#                                                  .venv/bin/moto_server on loopback ports)
+#                                                  tests/moto/server.py on loopback ports)
 #   2. cargo fmt --all -- --check
 #   3. scripts/check-deploy.sh                    (deployment linters: cfn-lint, sam validate,
 #                                                  parliament; it installs them on first use)
@@ -48,7 +48,7 @@ run() { # NAME CMD...: runs a step, records a failure
 step "Tools: .venv (moto[server], cargo-lambda)"
 # shellcheck source=scripts/venv.sh
 . "$root/scripts/venv.sh"
-echo "moto_server: $root/.venv/bin/moto_server; $(cargo --version); $(rustc --version)"
+echo "moto: $("$root/.venv/bin/python" -c 'import moto; print(moto.__version__)') via tests/moto/server.py; $(cargo --version); $(rustc --version)"
 
 step "cargo fmt --all -- --check"
 run fmt cargo fmt --all -- --check
@@ -62,7 +62,7 @@ step "cargo clippy --all-targets -- -D warnings (first run builds the dependenci
 run clippy cargo clippy --all-targets -- -D warnings
 
 if [[ "${SKIP_DEMO:-}" != 1 ]]; then
-    step "scripts/demo.sh (smoke: moto_server + cargo lambda watch/invoke; output in target/demo.log)"
+    step "scripts/demo.sh (smoke: moto + cargo lambda watch/invoke; output in target/demo.log)"
     demo() {
         local rc=0
         mkdir -p target

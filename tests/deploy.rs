@@ -833,8 +833,7 @@ fn real_run() -> Vec<String> {
         .env("AWS_LAMBDA_LOG_LEVEL", "INFO")
         .env("AWS_REGION", "us-east-1")
         .env("AWS_ENDPOINT_URL", &endpoint)
-        .env("AWS_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE")
-        .env("AWS_SECRET_ACCESS_KEY", "secret")
+        .envs(common::app::function_env())
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env(
             "REPLICATOR_ROLE_ARN",

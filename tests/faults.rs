@@ -270,7 +270,7 @@ async fn a_response_slower_than_the_attempt_timeout_is_a_retriable_504_timeout()
 #[tokio::test]
 async fn sts_access_denied_on_assume_role_is_a_permanent_403() {
     let config = json!({"rules": [{"destinations": [
-        {"region": "us-west-2", "account_role_arn": DEST_ROLE}
+        {"region": "us-west-2", "account_role_arn": DEST_ROLE, "external_id": EXTERNAL_ID}
     ]}]})
     .to_string();
     let rig = rig_with(&config, None).await;
@@ -292,7 +292,7 @@ async fn sts_access_denied_on_assume_role_is_a_permanent_403() {
 #[tokio::test]
 async fn sts_throttling_on_assume_role_is_retried_then_a_retriable_429() {
     let config = json!({"rules": [{"destinations": [
-        {"region": "us-west-2", "account_role_arn": DEST_ROLE}
+        {"region": "us-west-2", "account_role_arn": DEST_ROLE, "external_id": EXTERNAL_ID}
     ]}]})
     .to_string();
     let rig = rig_with(&config, None).await;
@@ -579,7 +579,7 @@ async fn a_throttled_source_read_is_retried_then_a_top_level_retriable_429() {
 #[tokio::test]
 async fn an_expired_assumed_role_session_is_refreshed_once_and_the_write_retried() {
     let config = json!({"rules": [{"destinations": [
-        {"region": "us-west-2", "account_role_arn": DEST_ROLE}
+        {"region": "us-west-2", "account_role_arn": DEST_ROLE, "external_id": EXTERNAL_ID}
     ]}]})
     .to_string();
     let rig = rig_with(&config, None).await;

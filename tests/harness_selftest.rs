@@ -5,6 +5,8 @@
 
 mod common;
 
+use common::policies;
+use common::sigv4::Signer;
 use common::{
     Fault, FaultProxy, Match, Moto, Response, Rule, encode_request, http_request, read_response,
 };
@@ -12,30 +14,63 @@ use std::io::{self, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-fn auth(service: &str) -> String {
-    format!(
-        "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20260101/us-east-1/{service}/aws4_request, SignedHeaders=host, Signature=x"
-    )
+/// Signs a request as the source account's admin (the IAM-enforcing moto checks signatures).
+fn signed(
+    addr: SocketAddr,
+    service: &str,
+    path: &str,
+    headers: &[(&'static str, &'static str)],
+    body: &[u8],
+) -> Vec<(String, String)> {
+    let signer = Signer {
+        access_key: policies::ADMIN_ACCESS_KEY_ID,
+        secret_key: policies::ADMIN_SECRET_ACCESS_KEY,
+        session_token: None,
+        region: "us-east-1",
+        service,
+    };
+    let mut all: Vec<(String, String)> = headers
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    all.extend(signer.sign("POST", &addr.to_string(), path, headers, body));
+    all
+}
+
+fn send(addr: SocketAddr, headers: &[(String, String)], body: &[u8]) -> io::Result<Response> {
+    let refs: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    http_request(addr, "POST", "/", &refs, body)
+}
+
+fn sm_headers(target: &'static str) -> [(&'static str, &'static str); 2] {
+    [
+        ("X-Amz-Target", target),
+        ("Content-Type", "application/x-amz-json-1.1"),
+    ]
 }
 
 fn list_secrets(addr: SocketAddr, body: &str) -> io::Result<Response> {
-    let auth = auth("secretsmanager");
-    let headers = [
-        ("X-Amz-Target", "secretsmanager.ListSecrets"),
-        ("Content-Type", "application/x-amz-json-1.1"),
-        ("Authorization", &auth),
-    ];
-    http_request(addr, "POST", "/", &headers, body.as_bytes())
+    let headers = sm_headers("secretsmanager.ListSecrets");
+    let all = signed(addr, "secretsmanager", "/", &headers, body.as_bytes());
+    send(addr, &all, body.as_bytes())
+}
+
+/// The AssumeRole form for the destination account's admin role.
+fn assume_role_body() -> String {
+    let role = policies::admin_role_arn(policies::DEST_ACCOUNT)
+        .replace(':', "%3A")
+        .replace('/', "%2F");
+    format!("Action=AssumeRole&Version=2011-06-15&RoleArn={role}&RoleSessionName=t")
 }
 
 fn assume_role(addr: SocketAddr) -> Response {
-    let auth = auth("sts");
-    let headers = [
-        ("Content-Type", "application/x-www-form-urlencoded"),
-        ("Authorization", &auth),
-    ];
-    let body = "Action=AssumeRole&Version=2011-06-15&RoleArn=arn%3Aaws%3Aiam%3A%3A222222222222%3Arole%2Fdr&RoleSessionName=t";
-    http_request(addr, "POST", "/", &headers, body.as_bytes()).expect("AssumeRole through proxy")
+    let headers = [("Content-Type", "application/x-www-form-urlencoded")];
+    let body = assume_role_body();
+    let all = signed(addr, "sts", "/", &headers, body.as_bytes());
+    send(addr, &all, body.as_bytes()).expect("AssumeRole through proxy")
 }
 
 fn json(r: &Response) -> serde_json::Value {
@@ -84,16 +119,20 @@ fn moto_and_fault_proxy() {
     conn.set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
     let mut reader = BufReader::new(conn.try_clone().unwrap());
-    let auth_sm = auth("secretsmanager");
     for target in [
         "secretsmanager.ListSecrets",
         "secretsmanager.DescribeSecret",
         "secretsmanager.ListSecrets",
     ] {
-        let headers = [
-            ("X-Amz-Target", target),
-            ("Authorization", auth_sm.as_str()),
-        ];
+        let all = signed(
+            proxy.addr(),
+            "secretsmanager",
+            "/",
+            &sm_headers(target),
+            b"{}",
+        );
+        let headers: Vec<(&str, &str)> =
+            all.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         conn.write_all(&encode_request(
             proxy.addr(),
             "POST",
@@ -113,7 +152,7 @@ fn moto_and_fault_proxy() {
     }
     drop((conn, reader));
 
-    // STS: awsQuery-shaped AccessDenied once, then a real AssumeRole into account 222222222222.
+    // STS: awsQuery-shaped AccessDenied once, then a real AssumeRole into the destination account.
     proxy.add_rule(Rule::new(Match::op("AssumeRole"), Fault::sts_access_denied()).times(1));
     let r = assume_role(proxy.addr());
     assert_eq!(r.status, 403);
@@ -128,8 +167,11 @@ fn moto_and_fault_proxy() {
         .nth(1)
         .and_then(|s| s.split('<').next())
         .unwrap();
-    assert_eq!(moto.account_of(key), "222222222222");
-    assert_eq!(moto.account_of("AKIAIOSFODNN7EXAMPLE"), "123456789012");
+    assert_eq!(moto.account_of(key), policies::DEST_ACCOUNT);
+    assert_eq!(
+        moto.account_of(policies::ADMIN_ACCESS_KEY_ID),
+        policies::SOURCE_ACCOUNT
+    );
 
     // Counters: proxy sees everything, moto only what passed through.
     assert_eq!(

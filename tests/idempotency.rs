@@ -71,7 +71,7 @@ async fn a_cross_account_duplicate_writes_no_new_version() {
     let east = sm(&moto.endpoint(), "us-east-1").await;
     let source = seed_secret(&east, "app/db", "v1").await;
     let config = json!({"rules": [{"destinations": [
-        {"region": "us-east-1", "account_role_arn": DEST_ROLE}
+        {"region": "us-east-1", "account_role_arn": DEST_ROLE, "external_id": EXTERNAL_ID}
     ]}]})
     .to_string();
     let event = put_event(&source);

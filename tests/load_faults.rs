@@ -69,7 +69,8 @@ fn config() -> String {
     let sed = json!([{"sed": "s/^/dr:/"}]);
     json!({"rules": [{"name": "load", "match": ["load/**"], "destinations": [
         {"region": SAME_REGION, "name": "dr/${SECRET_NAME}", "transforms": sed},
-        {"region": CROSS_REGION, "account_role_arn": DEST_ROLE, "name": "dr/${SECRET_NAME}",
+        {"region": CROSS_REGION, "account_role_arn": DEST_ROLE, "external_id": EXTERNAL_ID,
+         "name": "dr/${SECRET_NAME}",
          "transforms": sed}
     ]}]})
     .to_string()

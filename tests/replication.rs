@@ -77,7 +77,7 @@ async fn a_cross_account_copy_is_written_with_the_assumed_role_into_the_destinat
     let config = json!({"rules": [{"match": ["app/**"], "destinations": [{
         "region": "eu-west-1",
         "account_role_arn": DEST_ROLE,
-        "external_id": "ext-1234",
+        "external_id": EXTERNAL_ID,
         "name": "xacct/${SECRET_NAME}"
     }]}]})
     .to_string();
@@ -121,14 +121,16 @@ async fn a_cross_account_copy_is_written_with_the_assumed_role_into_the_destinat
         assume[0].body
     );
     assert!(
-        assume[0].body.contains("ExternalId=ext-1234"),
+        assume[0]
+            .body
+            .contains(&format!("ExternalId={EXTERNAL_ID}")),
         "{}",
         assume[0].body
     );
     assert!(
         assume[0]
             .body
-            .contains("arn%3Aaws%3Aiam%3A%3A222233334444%3Arole%2Fdest"),
+            .contains("arn%3Aaws%3Aiam%3A%3A222233334444%3Arole%2Fsecret-replicator-destination"),
         "{}",
         assume[0].body
     );
@@ -144,8 +146,8 @@ async fn a_second_event_reuses_the_assumed_role_session() {
     let east = sm(&moto.endpoint(), "us-east-1").await;
     let source = seed_secret(&east, "app/db", "v1").await;
     let config = json!({"rules": [{"destinations": [
-        {"region": "us-west-2", "account_role_arn": DEST_ROLE},
-        {"region": "eu-west-1", "account_role_arn": DEST_ROLE}
+        {"region": "us-west-2", "account_role_arn": DEST_ROLE, "external_id": EXTERNAL_ID},
+        {"region": "eu-west-1", "account_role_arn": DEST_ROLE, "external_id": EXTERNAL_ID}
     ]}]})
     .to_string();
     let app = app_with(&config, &moto.endpoint()).await;
@@ -432,7 +434,8 @@ async fn a_destination_without_a_region_is_written_in_the_region_of_the_event_so
     // The function runs in us-east-1; the secret and its event are in eu-west-1.
     let source = seed_secret(&eu, "app/db", "from eu").await;
     let config =
-        json!({"rules": [{"destinations": [{"account_role_arn": DEST_ROLE}]}]}).to_string();
+        json!({"rules": [{"destinations": [{"account_role_arn": DEST_ROLE, "external_id": EXTERNAL_ID}]}]})
+            .to_string();
     let app = app_with(&config, &moto.endpoint()).await;
 
     let doc = ok(app.handle(&put_event(&source)).await);
@@ -460,6 +463,7 @@ async fn built_in_variables_name_both_ends_and_variable_values_are_data_not_synt
     let config = json!({"rules": [{"destinations": [{
         "region": "eu-west-1",
         "account_role_arn": DEST_ROLE,
+        "external_id": EXTERNAL_ID,
         "name": "${SOURCE_ACCOUNT}/${SOURCE_REGION}/${SECRET_NAME}",
         "transforms": [{"sed": concat!(
             "s/ACCOUNT/${DEST_ACCOUNT}/; s/REGION/${DEST_REGION}/; s/NAME/${DEST_SECRET_NAME}/;",

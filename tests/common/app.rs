@@ -3,6 +3,7 @@
 //! built from the fixtures in `tests/fixtures/events/`.
 
 use super::Moto;
+use super::policies;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{Region, SdkConfig};
@@ -18,28 +19,61 @@ use secret_replicator::settings::{Env, Settings};
 use serde_json::Value;
 use std::time::Duration;
 
+#[allow(unused_imports)]
+pub use super::policies::{DEST_ROLE_ARN as DEST_ROLE, EXTERNAL_ID};
+
 /// The account moto gives the test's own (source) credentials.
-pub const ACCOUNT: &str = "123456789012";
+pub const ACCOUNT: &str = policies::SOURCE_ACCOUNT;
 /// The destination account of cross-account tests.
-pub const DEST_ACCOUNT: &str = "222233334444";
-/// A role in `DEST_ACCOUNT`: moto maps keys from AssumeRole to the role ARN's account.
-pub const DEST_ROLE: &str = "arn:aws:iam::222233334444:role/dest";
+pub const DEST_ACCOUNT: &str = policies::DEST_ACCOUNT;
 /// The function's own region.
 pub const REGION: &str = "us-east-1";
 /// The marker tag of every owned destination.
 pub const MARKER: &str = "secret-replicator:source";
 
-/// The source account's credentials.
+/// The source account's admin credentials: any action on any resource, for seeding and
+/// inspecting (never for the product, which runs as [`function_credentials`]).
 pub fn base_credentials() -> Credentials {
-    Credentials::new("AKIAIOSFODNN7EXAMPLE", "secret", None, None, "test")
+    Credentials::new(
+        policies::ADMIN_ACCESS_KEY_ID,
+        policies::ADMIN_SECRET_ACCESS_KEY,
+        None,
+        None,
+        "test-admin",
+    )
 }
 
-/// The product's SDK configuration (timeouts, retry policy) pointed at `endpoint`.
+/// The function's credentials: a session of the function role (`policies::FUNCTION_ROLE_ARN`,
+/// named like the function), holding exactly the template's policy.
+pub fn function_credentials() -> Credentials {
+    Credentials::new(
+        policies::FUNCTION_ACCESS_KEY_ID,
+        policies::FUNCTION_SECRET_ACCESS_KEY,
+        Some(policies::FUNCTION_SESSION_TOKEN.to_string()),
+        None,
+        "test-function",
+    )
+}
+
+/// The environment that gives a spawned product binary the function's credentials.
+pub fn function_env() -> [(&'static str, &'static str); 3] {
+    [
+        ("AWS_ACCESS_KEY_ID", policies::FUNCTION_ACCESS_KEY_ID),
+        (
+            "AWS_SECRET_ACCESS_KEY",
+            policies::FUNCTION_SECRET_ACCESS_KEY,
+        ),
+        ("AWS_SESSION_TOKEN", policies::FUNCTION_SESSION_TOKEN),
+    ]
+}
+
+/// The product's SDK configuration (timeouts, retry policy) pointed at `endpoint`, with the
+/// function's credentials.
 pub async fn sdk_config(endpoint: &str) -> SdkConfig {
     sdk_config_loader()
         .endpoint_url(endpoint)
         .region(Region::new(REGION))
-        .credentials_provider(base_credentials())
+        .credentials_provider(function_credentials())
         .load()
         .await
 }
@@ -57,7 +91,7 @@ pub async fn fast_retry_sdk_config(endpoint: &str, attempt_timeout: Option<Durat
     sdk_config_loader()
         .endpoint_url(endpoint)
         .region(Region::new(REGION))
-        .credentials_provider(base_credentials())
+        .credentials_provider(function_credentials())
         .retry_config(
             RetryConfig::standard()
                 .with_max_attempts(MAX_ATTEMPTS)
@@ -93,22 +127,27 @@ pub async fn app_with(config: &str, endpoint: &str) -> App<AwsStores> {
     app_from(settings(config, &[]), sdk_config(endpoint).await).await
 }
 
-/// A Secrets Manager client of the source account in `region`.
+/// A Secrets Manager client of the source account in `region` (admin credentials).
 pub async fn sm(endpoint: &str, region: &str) -> Sm {
     client_with(endpoint, region, base_credentials()).await
 }
 
 async fn client_with(endpoint: &str, region: &str, creds: Credentials) -> Sm {
-    let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
+    Sm::new(&client_config(endpoint, region, creds).await)
+}
+
+/// A plain SDK configuration (the SDK's defaults, not the product's) with these credentials.
+pub async fn client_config(endpoint: &str, region: &str, creds: Credentials) -> SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
         .endpoint_url(endpoint)
         .region(Region::new(region.to_string()))
         .credentials_provider(creds)
         .load()
-        .await;
-    Sm::new(&conf)
+        .await
 }
 
-/// Credentials in `account`, from AssumeRole on `arn:aws:iam::<account>:role/dest`.
+/// Admin credentials in `account` (one of `policies::ADMIN_ACCOUNTS`): AssumeRole on its
+/// `policies::admin_role_arn`.
 pub async fn account_credentials(endpoint: &str, account: &str) -> Credentials {
     let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .endpoint_url(endpoint)
@@ -118,7 +157,7 @@ pub async fn account_credentials(endpoint: &str, account: &str) -> Credentials {
         .await;
     let out = aws_sdk_sts::Client::new(&conf)
         .assume_role()
-        .role_arn(format!("arn:aws:iam::{account}:role/dest"))
+        .role_arn(policies::admin_role_arn(account))
         .role_session_name("test-inspector")
         .send()
         .await
@@ -133,7 +172,7 @@ pub async fn account_credentials(endpoint: &str, account: &str) -> Credentials {
     )
 }
 
-/// A Secrets Manager client in another account (the destination's), in `region`.
+/// A Secrets Manager client in another account (the destination's), in `region` (admin).
 pub async fn dest_client(endpoint: &str, account: &str, region: &str) -> Sm {
     client_with(
         endpoint,
@@ -143,7 +182,7 @@ pub async fn dest_client(endpoint: &str, account: &str, region: &str) -> Sm {
     .await
 }
 
-/// A KMS client of the source account in `region`.
+/// A KMS client of the source account in `region` (admin credentials).
 pub async fn kms(endpoint: &str, region: &str) -> aws_sdk_kms::Client {
     let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .endpoint_url(endpoint)
@@ -207,8 +246,8 @@ pub async fn put_value(sm: &Sm, id: &str, value: &str) -> String {
         .to_string()
 }
 
-/// The AWSCURRENT string value (asked for by stage explicitly: moto's default version does
-/// not follow UpdateSecretVersionStage), or None when the secret does not exist.
+/// The AWSCURRENT string value (asked for by stage explicitly, as the product does), or None
+/// when the secret does not exist.
 pub async fn current(sm: &Sm, id: &str) -> Option<String> {
     match sm
         .get_secret_value()

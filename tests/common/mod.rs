@@ -6,10 +6,12 @@
 pub mod app;
 pub mod cfn;
 pub mod iam;
+pub mod iam_setup;
 pub mod moto;
 pub mod policies;
 pub mod proxy;
 pub mod runtime;
+pub mod sigv4;
 
 // Re-exports for the tests; not every test uses every one.
 #[allow(unused_imports)]

@@ -1,8 +1,12 @@
-//! One moto server per test, with a parsed log of the AWS requests it received.
+//! One moto server per test, with a parsed log of the AWS requests it received: moto corrected
+//! where it differs from AWS and enforcing IAM (`tests/moto/server.py`), with the identities of
+//! [`IamSetup`] (admin credentials for seeding and inspection, the function's role session for
+//! the product).
 
+use super::iam_setup::IamSetup;
 use super::{Headers, Response, credential_scope, header, http_request, identify};
 use std::collections::HashMap;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -37,44 +41,75 @@ pub struct Moto {
     child: Child,
     addr: SocketAddr,
     dir: PathBuf,
+    iam_log: PathBuf,
 }
 
+/// Where every server records the IAM checks it made (one JSON object per line, the format of
+/// `tests/moto/server.py`), for the static policy tests: `<test binary>-<pid>-<seq>.jsonl`.
+pub const IAM_CALLS_DIR: &str = concat!(env!("CARGO_TARGET_TMPDIR"), "/iam-calls/");
+
 impl Moto {
-    /// Starts `$MOTO_SERVER` (default `<CARGO_MANIFEST_DIR>/.venv/bin/moto_server`) with request
-    /// recording enabled and waits (≤ 20 s) until it answers. Retries on port clashes.
+    /// [`Moto::start_with`] the suites' identities ([`IamSetup::default`]).
     pub fn start() -> Moto {
-        let bin = env::var_os("MOTO_SERVER")
+        Moto::start_with(&IamSetup::default())
+    }
+
+    /// Starts the launcher `tests/moto/server.py` with `$MOTO_PYTHON` (default
+    /// `<CARGO_MANIFEST_DIR>/.venv/bin/python`), request recording enabled, IAM enforced for the
+    /// identities of `setup`, and waits (≤ 20 s) until it answers.
+    pub fn start_with(setup: &IamSetup) -> Moto {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let python = env::var_os("MOTO_PYTHON")
             .map(PathBuf::from)
-            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/moto_server"));
-        let hint = "run scripts/test.sh or create .venv with moto[server] (or set MOTO_SERVER)";
+            .unwrap_or_else(|| root.join(".venv/bin/python"));
+        let launcher = root.join("tests/moto/server.py");
+        let hint = "run scripts/test.sh or create .venv with moto[server] (or set MOTO_PYTHON)";
         assert!(
-            bin.exists(),
-            "moto_server not found at {}: {hint}",
-            bin.display()
+            python.exists(),
+            "the venv's python not found at {}: {hint}",
+            python.display()
         );
+        // A server with policies other than the real ones (a test provoking a denial) records
+        // elsewhere: the static check of the recorded calls is about the real policies.
+        let calls_dir = if setup.to_json() == IamSetup::default().to_json() {
+            IAM_CALLS_DIR.to_string()
+        } else {
+            concat!(env!("CARGO_TARGET_TMPDIR"), "/iam-calls-other-policies/").to_string()
+        };
+        let setup = serde_json::to_string_pretty(&setup.to_json()).expect("setup JSON");
+        fs::create_dir_all(&calls_dir).expect("create the iam-calls dir");
         let mut last_log = String::new();
         for _ in 0..5 {
             let seq = SEQ.fetch_add(1, Ordering::Relaxed);
             let dir = env::temp_dir().join(format!("moto-harness-{}-{seq}", process::id()));
             fs::create_dir_all(&dir).expect("create moto temp dir");
-            let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-                .and_then(|l| l.local_addr())
-                .expect("pick a free port")
-                .port();
+            fs::write(dir.join("iam-setup.json"), &setup).expect("write the IAM setup");
+            let iam_log = Path::new(&calls_dir).join(format!(
+                "{}-{}-{seq}.jsonl",
+                test_binary(),
+                process::id()
+            ));
             let log = fs::File::create(dir.join("moto.log")).expect("create moto log");
-            let child = Command::new(&bin)
-                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            // Port 0: the server binds a free port itself and names it in `port` once it
+            // listens (a port picked here could be taken by another test's server first).
+            let child = Command::new(&python)
+                .arg(&launcher)
+                .args(["-H", "127.0.0.1", "-p", "0"])
+                .env("MOTO_PORT_FILE", dir.join("port"))
                 .env("MOTO_ENABLE_RECORDING", "True")
                 .env("MOTO_RECORDER_FILEPATH", dir.join("recording.jsonl"))
+                .env("MOTO_IAM_SETUP", dir.join("iam-setup.json"))
+                .env("MOTO_IAM_LOG", &iam_log)
                 .stdin(Stdio::null())
                 .stdout(log.try_clone().expect("dup moto log"))
                 .stderr(log)
                 .spawn()
-                .unwrap_or_else(|e| panic!("cannot run {}: {e}; {hint}", bin.display()));
+                .unwrap_or_else(|e| panic!("cannot run {}: {e}; {hint}", python.display()));
             let mut moto = Moto {
                 child,
-                addr: (Ipv4Addr::LOCALHOST, port).into(),
+                addr: (Ipv4Addr::LOCALHOST, 0).into(),
                 dir,
+                iam_log,
             };
             if moto.wait_ready() {
                 moto.post_ok("/moto-api/recorder/start-recording");
@@ -82,18 +117,26 @@ impl Moto {
             }
             last_log = moto.log();
         }
-        panic!("moto_server failed to start 5 times; last log:\n{last_log}");
+        panic!("the moto launcher failed to start 5 times; last log:\n{last_log}");
     }
 
-    /// Polls until this server answers; `false` if it exited (e.g. port taken).
+    /// Waits until this server has named its port and answers; `false` if it exited.
     fn wait_ready(&mut self) -> bool {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             if matches!(self.child.try_wait(), Ok(Some(_))) {
                 return false;
             }
-            // reset-recording creates *our* recording file: proves the answer came from our
-            // process, not from another test's server that grabbed the same port.
+            if self.addr.port() == 0 {
+                match fs::read_to_string(self.dir.join("port")).map(|p| p.trim().parse()) {
+                    Ok(Ok(port)) => self.addr.set_port(port),
+                    _ => {
+                        thread::sleep(Duration::from_millis(20));
+                        continue;
+                    }
+                }
+            }
+            // reset-recording creates the recording file: the recorder is up.
             let reset = http_request(
                 self.addr,
                 "POST",
@@ -104,11 +147,11 @@ impl Moto {
             if reset.is_ok_and(|r| r.status == 200) && self.dir.join("recording.jsonl").exists() {
                 return true;
             }
-            thread::sleep(Duration::from_millis(50));
+            thread::sleep(Duration::from_millis(20));
         }
         panic!(
-            "moto_server did not answer on {} within 20 s; log:\n{}",
-            self.addr,
+            "the moto launcher did not answer within 20 s (port {}); log:\n{}",
+            self.addr.port(),
             self.log()
         );
     }
@@ -121,6 +164,21 @@ impl Moto {
     /// Listening address.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The file this server records its IAM checks in (`MOTO_IAM_LOG`).
+    pub fn iam_log(&self) -> &Path {
+        &self.iam_log
+    }
+
+    /// The IAM checks recorded so far, in order (one object per authorized or denied request:
+    /// principal, principal_role, account, region, action, resource, context, kms_keys, allowed).
+    pub fn iam_calls(&self) -> Vec<serde_json::Value> {
+        let text = fs::read_to_string(&self.iam_log).unwrap_or_default();
+        text.lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str(l).expect("an IAM log line is JSON"))
+            .collect()
     }
 
     /// moto's stdout/stderr so far.
@@ -271,6 +329,23 @@ impl Drop for Moto {
         } else {
             let _ = fs::remove_dir_all(&self.dir);
         }
+    }
+}
+
+/// The running test binary's name without cargo's hash suffix (`replication-0123abcd…` →
+/// `replication`).
+fn test_binary() -> String {
+    let exe = env::current_exe().ok();
+    let stem = exe
+        .as_deref()
+        .and_then(|p| p.file_stem())
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "unknown".into());
+    match stem.rsplit_once('-') {
+        Some((name, hash)) if hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            name.to_string()
+        }
+        _ => stem,
     }
 }
 

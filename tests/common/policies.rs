@@ -170,3 +170,59 @@ fn replace_strings(v: &Value, f: &dyn Fn(&str) -> String) -> Value {
         other => other.clone(),
     }
 }
+
+// ---- identities of the IAM-enforcing moto (tests/moto/server.py) -------------------------------
+
+/// The source account's admin user (seeding and inspection): the credentials
+/// `app::base_credentials` returns.
+pub const ADMIN_USER_ARN: &str = "arn:aws:iam::123456789012:user/admin";
+/// Its access key id.
+pub const ADMIN_ACCESS_KEY_ID: &str = "AKIAIOSFODNN7EXAMPLE";
+/// Its secret access key.
+pub const ADMIN_SECRET_ACCESS_KEY: &str = "secret";
+/// Every account the suites seed or inspect. Each has the role [`admin_role_arn`] (any action on
+/// any resource), which the source account's admin user may assume.
+pub const ADMIN_ACCOUNTS: [&str; 2] = [SOURCE_ACCOUNT, DEST_ACCOUNT];
+
+/// The admin role of an account in [`ADMIN_ACCOUNTS`] (`app::account_credentials` assumes it).
+pub fn admin_role_arn(account: &str) -> String {
+    format!("arn:aws:iam::{account}:role/admin")
+}
+
+/// The session name of the function's role session, as on Lambda (the function's name).
+pub const FUNCTION_SESSION_NAME: &str = "secret-replicator";
+/// The principal moto resolves the function's credentials to: a session of [`FUNCTION_ROLE_ARN`].
+pub const FUNCTION_SESSION_ARN: &str =
+    "arn:aws:sts::123456789012:assumed-role/secret-replicator-FunctionRole-TEST/secret-replicator";
+/// The function session's access key id (pre-made in moto's STS backend, never expires).
+pub const FUNCTION_ACCESS_KEY_ID: &str = "ASIAFUNCTIONSESSION1";
+/// The function session's secret access key.
+pub const FUNCTION_SECRET_ACCESS_KEY: &str = "function-session-secret";
+/// The function session's token.
+pub const FUNCTION_SESSION_TOKEN: &str = "function-session-token";
+
+/// Any action on any resource.
+pub fn admin_policy() -> Vec<Value> {
+    vec![serde_json::json!({"Effect": "Allow", "Action": "*", "Resource": "*"})]
+}
+
+/// The function role's statements for the suites' parameters with some of them replaced
+/// (e.g. a narrower `DestinationSecretArnPattern`).
+pub fn function_policy_with(overrides: &[(&str, &str)]) -> Vec<Value> {
+    let mut params: Vec<(&str, &str)> = function_params();
+    for &(k, v) in overrides {
+        match params.iter_mut().find(|(name, _)| *name == k) {
+            Some(p) => p.1 = v,
+            None => params.push((k, v)),
+        }
+    }
+    role_statements(
+        &resolve_in(&template(), &params, SOURCE_ACCOUNT, REGION),
+        "FunctionRole",
+    )
+}
+
+/// The function role's trust policy (the template's: Lambda may assume it).
+pub fn function_trust() -> Vec<Value> {
+    trust_statements(&function_stack(), "FunctionRole")
+}
