@@ -348,6 +348,37 @@ struct Shared {
     faults: Mutex<Vec<Logged>>,
     upstream_errors: Mutex<Vec<Logged>>,
     memory: Mutex<Memory>,
+    trace: Mutex<Vec<Traced>>,
+}
+
+/// One request the proxy served, in the order it finished with them ([`FaultProxy::trace`]):
+/// a timeline for failure messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Traced {
+    /// When the proxy finished with it (answered or reset), since the first proxy started.
+    pub at: Duration,
+    /// Signing name (`secretsmanager`, `sts`, ...).
+    pub service: String,
+    /// Operation, e.g. `PutSecretValue`.
+    pub op: String,
+    /// Signing region (empty if unsigned).
+    pub region: String,
+    /// Request body (lossy UTF-8).
+    pub body: String,
+    /// What the proxy did besides forwarding: a [`Fault::name`], [`STALE`], `Delay, Stale`, or
+    /// empty.
+    pub fault: String,
+    /// Status of the answer upstream gave (the client did not get it after a
+    /// `ResetAfterForward`) or of the stale answer; `None` for a reset or an injected error.
+    pub status: Option<u16>,
+    /// Body of that answer (lossy UTF-8).
+    pub answer: String,
+}
+
+/// The start of [`Traced::at`].
+fn epoch() -> Instant {
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
 }
 
 impl Shared {
@@ -378,9 +409,14 @@ impl Shared {
         c.1 += usize::from(fault);
     }
 
-    /// What a request that no rule faulted gets: a stale answer (eventual-consistency mode),
-    /// else the upstream's.
-    async fn answer(&self, upstream: SocketAddr, msg: &Message, req: &Request<'_>) -> Vec<u8> {
+    /// What a request that no rule faulted gets: a stale answer (eventual-consistency mode;
+    /// `true`), else the upstream's.
+    async fn answer(
+        &self,
+        upstream: SocketAddr,
+        msg: &Message,
+        req: &Request<'_>,
+    ) -> (Reply, bool) {
         let stale = self.memory.lock().unwrap().stale(req);
         match stale {
             Some((reply, stale)) => {
@@ -389,10 +425,26 @@ impl Shared {
                     .lock()
                     .unwrap()
                     .push(logged(req, STALE.into(), Some(stale)));
-                reply.encode_fresh_id()
+                (reply, true)
             }
-            None => self.forward(upstream, msg, req).await.encode(),
+            None => (self.forward(upstream, msg, req).await, false),
         }
+    }
+
+    fn trace(&self, req: &Request<'_>, fault: &str, reply: Option<&Reply>) {
+        let entry = Traced {
+            at: epoch().elapsed(),
+            service: req.service.into(),
+            op: req.op.into(),
+            region: req.region.into(),
+            body: String::from_utf8_lossy(req.body).into_owned(),
+            fault: fault.into(),
+            status: reply.map(|r| r.status),
+            answer: reply.map_or(String::new(), |r| {
+                String::from_utf8_lossy(&r.body).into_owned()
+            }),
+        };
+        self.trace.lock().unwrap().push(entry);
     }
 
     /// Forwards, logging a 5xx answer (moto's own, or the proxy's 502/504 when moto failed),
@@ -832,6 +884,7 @@ pub struct FaultProxy {
 impl FaultProxy {
     /// Starts a proxy forwarding to `upstream` (e.g. `moto.addr()`).
     pub fn start(upstream: SocketAddr) -> FaultProxy {
+        epoch();
         let listener =
             std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind fault proxy");
         listener
@@ -923,10 +976,18 @@ impl FaultProxy {
         self.shared.upstream_errors.lock().unwrap().clone()
     }
 
-    /// Empties [`FaultProxy::fault_log`] and [`FaultProxy::upstream_errors`].
+    /// Every request served so far, with what the proxy did and what was answered, in the
+    /// order the proxy finished with them.
+    pub fn trace(&self) -> Vec<Traced> {
+        self.shared.trace.lock().unwrap().clone()
+    }
+
+    /// Empties [`FaultProxy::fault_log`], [`FaultProxy::upstream_errors`] and
+    /// [`FaultProxy::trace`].
     pub fn clear_logs(&self) {
         self.shared.faults.lock().unwrap().clear();
         self.shared.upstream_errors.lock().unwrap().clear();
+        self.shared.trace.lock().unwrap().clear();
     }
 
     /// Adds the "chaos mix" for every request: about `share` of all requests (0..1) get one of
@@ -1049,23 +1110,44 @@ async fn serve(conn: TcpStream, upstream: SocketAddr, shared: Arc<Shared>) {
             headers: &msg.headers,
             body: &msg.body,
         };
+        let answered = |(reply, stale): (Reply, bool), delayed: bool| {
+            let fault = match (delayed, stale) {
+                (true, true) => "Delay, Stale",
+                (true, false) => "Delay",
+                (false, true) => STALE,
+                (false, false) => "",
+            };
+            shared.trace(&req, fault, Some(&reply));
+            match stale {
+                true => reply.encode_fresh_id(),
+                false => reply.encode(),
+            }
+        };
         let resp = match shared.decide(&req) {
             Some(Fault::Reset) => {
+                shared.trace(&req, "Reset", None);
                 let _ = conn.get_ref().set_zero_linger();
                 return;
             }
             Some(Fault::ResetAfterForward) => {
-                shared.forward(upstream, &msg, &req).await;
+                let reply = shared.forward(upstream, &msg, &req).await;
+                shared.trace(&req, "ResetAfterForward", Some(&reply));
                 let _ = conn.get_ref().set_zero_linger();
                 return;
             }
-            Some(Fault::Pass) => shared.forward(upstream, &msg, &req).await.encode(),
+            Some(Fault::Pass) => {
+                let reply = shared.forward(upstream, &msg, &req).await;
+                answered((reply, false), false)
+            }
             Some(Fault::Delay(d)) => {
                 tokio::time::sleep(d).await;
-                shared.answer(upstream, &msg, &req).await
+                answered(shared.answer(upstream, &msg, &req).await, true)
             }
-            Some(fault) => fault.response(),
-            None => shared.answer(upstream, &msg, &req).await,
+            Some(fault) => {
+                shared.trace(&req, &fault.name(), None);
+                fault.response()
+            }
+            None => answered(shared.answer(upstream, &msg, &req).await, false),
         };
         let close =
             header(&msg.headers, "connection").is_some_and(|v| v.eq_ignore_ascii_case("close"));
