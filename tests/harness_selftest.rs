@@ -327,4 +327,16 @@ async fn stale_reads_right_after_a_write_then_fresh_after_the_window() {
     put.send().await.expect("PutSecretValue");
     assert_eq!(value(sm.clone(), "ec/a".into()).await.unwrap().1, "v3");
     assert_eq!(proxy.fault_log().len(), 5);
+
+    // Requests a Pass rule exempts are never stale; the others still are.
+    tokio::time::sleep(WINDOW).await;
+    assert_eq!(current_of(sm.clone(), "ec/a".into()).await.unwrap().1, 3);
+    proxy.stale_reads(1.0, WINDOW, 7);
+    proxy.add_rule(Rule::new(Match::op("GetSecretValue"), Fault::Pass));
+    let put = sm.put_secret_value().secret_id("ec/a").secret_string("v4");
+    put.send().await.expect("PutSecretValue");
+    assert_eq!(value(sm.clone(), "ec/a".into()).await.unwrap().1, "v4");
+    let described = current_of(sm.clone(), "ec/a".into()).await.unwrap();
+    assert_eq!(described.1, 3, "the listing from before v4");
+    assert_eq!(proxy.fault_log().len(), 6);
 }
