@@ -125,7 +125,11 @@ struct Prng(u64);
 
 impl Prng {
     fn new(seed: u64) -> Prng {
-        Prng((seed ^ 0x2545_F491_4F6C_DD1D) | 1)
+        // Any state but zero will do; `| 1` would give seeds 2k and 2k + 1 the same run.
+        match seed ^ 0x2545_F491_4F6C_DD1D {
+            0 => Prng(1),
+            state => Prng(state),
+        }
     }
     fn next(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
