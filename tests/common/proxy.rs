@@ -599,10 +599,11 @@ fn split_arn(id: &str) -> Option<(&str, &str, &str)> {
 }
 
 /// Whether an upstream answer says something about the secret's state (and so may be served
-/// again, stale): a success, or a not-found or invalid-request (deleted) error.
+/// again, stale): a success, or a not-found or invalid-request (deleted) error (AWS answers them
+/// with 400, moto a not-found with 404).
 fn is_state(reply: &Reply) -> bool {
     reply.status == 200
-        || (reply.status == 400
+        || ((400..500).contains(&reply.status)
             && json_body(&reply.body)
                 .and_then(|m| m.get("__type")?.as_str().map(str::to_string))
                 .is_some_and(|t| {
