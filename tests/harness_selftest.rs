@@ -249,3 +249,144 @@ async fn proxy_from_async_test() {
     assert_eq!(statuses, [400, 200]);
     assert_eq!(moto.count_service("secretsmanager"), 1);
 }
+
+/// The error code of a failed SDK call.
+fn code<E: aws_sdk_secretsmanager::error::ProvideErrorMetadata>(e: &E) -> Option<String> {
+    e.code().map(str::to_string)
+}
+
+/// Eventual-consistency mode: right after a write, a read of that secret can answer the state
+/// from before it (the same read's last answer, or ResourceNotFoundException before it was
+/// created), whether it names the secret by name, partial ARN or full ARN; each stale answer is
+/// logged; after the window, reads are fresh.
+#[tokio::test]
+async fn stale_reads_right_after_a_write_then_fresh_after_the_window() {
+    use aws_sdk_secretsmanager::Client;
+    // Long enough for a handful of calls on a loaded machine, short enough to wait out.
+    const WINDOW: Duration = Duration::from_millis(1000);
+    let moto = Moto::start();
+    let proxy = FaultProxy::start(moto.addr());
+    proxy.stale_reads(1.0, WINDOW, 7);
+    let sm = common::app::sm(&proxy.endpoint(), "us-east-1").await;
+    let listed = |sm: Client| async move {
+        let out = sm.list_secrets().send().await.expect("ListSecrets");
+        let names = out.secret_list().iter().filter_map(|s| s.name());
+        names.map(str::to_string).collect::<Vec<_>>()
+    };
+    let value = |sm: Client, id: String| async move {
+        let out = sm.get_secret_value().secret_id(id).send().await;
+        out.map(|o| {
+            (
+                o.version_id().unwrap().to_string(),
+                o.secret_string().unwrap().to_string(),
+            )
+        })
+    };
+    let current_of = |sm: Client, id: String| async move {
+        let out = sm.describe_secret().secret_id(id).send().await;
+        out.map(|d| {
+            let stages = d.version_ids_to_stages().cloned().unwrap_or_default();
+            let current = stages
+                .iter()
+                .find(|(_, s)| s.iter().any(|s| s == "AWSCURRENT"));
+            (current.map(|(v, _)| v.clone()), stages.len())
+        })
+    };
+    assert!(listed(sm.clone()).await.is_empty());
+
+    // Created: right after, not found yet (by name or by the ARN just returned), not listed.
+    let created = sm.create_secret().name("ec/a").secret_string("v1");
+    let created = created.send().await.expect("CreateSecret");
+    let arn = created.arn().unwrap().to_string();
+    let v1 = created.version_id().unwrap().to_string();
+    let e = value(sm.clone(), "ec/a".into()).await.unwrap_err();
+    assert_eq!(code(&e).as_deref(), Some("ResourceNotFoundException"));
+    let e = current_of(sm.clone(), arn.clone()).await.unwrap_err();
+    assert_eq!(code(&e).as_deref(), Some("ResourceNotFoundException"));
+    assert!(listed(sm.clone()).await.is_empty(), "a stale listing");
+    assert_eq!(
+        moto.count("GetSecretValue") + moto.count("DescribeSecret"),
+        0
+    );
+
+    // After the window: fresh, and remembered.
+    tokio::time::sleep(WINDOW).await;
+    let fresh = (v1.clone(), "v1".to_string());
+    assert_eq!(value(sm.clone(), "ec/a".into()).await.unwrap(), fresh);
+    assert_eq!(
+        current_of(sm.clone(), "ec/a".into()).await.unwrap(),
+        (Some(v1.clone()), 1)
+    );
+    assert_eq!(listed(sm.clone()).await, ["ec/a"]);
+
+    // A new version: right after, every way of naming the secret reads the old one, the new
+    // version is not found, and the listing is the old one.
+    proxy.clear_logs();
+    let put = sm.put_secret_value().secret_id("ec/a").secret_string("v2");
+    let v2 = put.send().await.expect("PutSecretValue");
+    let v2 = v2.version_id().unwrap().to_string();
+    let partial = arn[..arn.len() - 7].to_string();
+    for id in ["ec/a", &arn, &partial] {
+        let read = value(sm.clone(), id.into()).await;
+        assert_eq!(read.unwrap(), fresh, "{id}");
+    }
+    assert_eq!(
+        current_of(sm.clone(), partial.clone()).await.unwrap(),
+        (Some(v1.clone()), 1)
+    );
+    let by_version = sm.get_secret_value().secret_id(&arn).version_id(&v2);
+    let e = by_version.send().await.unwrap_err();
+    assert_eq!(code(&e).as_deref(), Some("ResourceNotFoundException"));
+    let log = proxy.fault_log();
+    assert_eq!(log.len(), 5, "{log:#?}");
+    for f in &log {
+        assert_eq!(f.fault, common::proxy::STALE, "{f:?}");
+        let stale = f.stale.as_ref().expect("what the stale answer was");
+        assert!(stale.since_write < WINDOW, "{f:?}");
+        assert_eq!(stale.secret, "123456789012:us-east-1:ec/a");
+    }
+    assert_eq!(log[0].stale.as_ref().unwrap().field("VersionId"), Some(v1));
+    assert_eq!(
+        log[4].stale.as_ref().unwrap().field("__type").as_deref(),
+        Some("ResourceNotFoundException")
+    );
+    // Counted as faults: these four and the not-found one after the create.
+    assert_eq!(proxy.faults("GetSecretValue"), 5);
+
+    // After the window: fresh.
+    tokio::time::sleep(WINDOW).await;
+    let fresh = (v2.clone(), "v2".to_string());
+    assert_eq!(value(sm.clone(), arn.clone()).await.unwrap(), fresh);
+    assert_eq!(
+        current_of(sm.clone(), "ec/a".into()).await.unwrap().0,
+        Some(v2)
+    );
+    assert_eq!(proxy.fault_log().len(), 5);
+
+    // Switched off: a read right after a write is fresh.
+    proxy.stale_reads(0.0, WINDOW, 7);
+    let put = sm.put_secret_value().secret_id("ec/a").secret_string("v3");
+    put.send().await.expect("PutSecretValue");
+    assert_eq!(value(sm.clone(), "ec/a".into()).await.unwrap().1, "v3");
+    assert_eq!(proxy.fault_log().len(), 5);
+
+    // Requests a Pass rule exempts are never stale; the others still are.
+    tokio::time::sleep(WINDOW).await;
+    // v3 AWSCURRENT, v2 AWSPREVIOUS; v1 lost its label and is no longer listed (SPEC §12).
+    assert_eq!(current_of(sm.clone(), "ec/a".into()).await.unwrap().1, 2);
+    proxy.stale_reads(1.0, WINDOW, 7);
+    proxy.add_rule(Rule::new(Match::op("GetSecretValue"), Fault::Pass));
+    let put = sm.put_secret_value().secret_id("ec/a").secret_string("v4");
+    let put_version = put
+        .send()
+        .await
+        .expect("PutSecretValue")
+        .version_id()
+        .unwrap()
+        .to_string();
+    assert_eq!(value(sm.clone(), "ec/a".into()).await.unwrap().1, "v4");
+    let described = current_of(sm.clone(), "ec/a".into()).await.unwrap();
+    assert_eq!(described.1, 2, "the listing from before v4");
+    assert_ne!(described.0.as_deref(), Some(put_version.as_str()), "the listing from before v4");
+    assert_eq!(proxy.fault_log().len(), 6);
+}

@@ -1,48 +1,64 @@
-//! Load and faults together (SPEC §5, §7, §8): one warm function (one `App`, shared by
+//! Load and faults together (SPEC §5, §7, §8, §12): one warm function (one `App`, shared by
 //! concurrent invocations) behind a fault-injecting proxy in front of moto that throttles,
 //! answers 500 and 503, resets connections, loses responses after the request took effect, and
-//! delays a configurable share of all requests (`LOAD_FAULT_SHARE`, default 0.2; the PRNGs are
-//! seeded by `LOAD_FAULT_SEED`). Over four rounds of source changes, hundreds of PutSecretValue
-//! events for dozens of secrets, with duplicates and stale (earlier versions') events, shuffled,
-//! are fired 16 at a time; a failed invocation is re-invoked twice, as Lambda's async retry
-//! does, and then goes to a dead-letter list. It proves that:
+//! delays a configurable share of all requests (`LOAD_FAULT_SHARE`, default 0.2), and that reads
+//! like the eventually consistent service AWS documents: for `LOAD_STALE_MS` (default 300 ms)
+//! after a write to a secret, each read of it (GetSecretValue, DescribeSecret) is answered, with
+//! probability `LOAD_STALE_SHARE` (default 0.5; 0 turns stale reads off), with what the same read
+//! answered before the write (`FaultProxy::stale_reads`). All PRNGs are seeded by
+//! `LOAD_FAULT_SEED`. The user's own changes to the sources go through the proxy too, so that
+//! they open staleness windows, but are never faulted.
+//!
+//! Over four rounds of source changes, hundreds of PutSecretValue events (with CloudTrail's
+//! `eventTime` of the change) for dozens of secrets, with duplicates and late events naming
+//! earlier versions, shuffled, are fired 16 at a time; a failed invocation is re-invoked twice,
+//! as Lambda's async retry does, and then goes to a dead-letter list. By default
+//! (`LOAD_FAULT_OVERLAP`, default true) each source changes right before its change's first
+//! event, while that secret's earlier events may still be in flight: a copy of an older version
+//! can land after a newer one and the function moves AWSCURRENT back with
+//! UpdateSecretVersionStage (SPEC §8), and two invocations, or an SDK retry after a lost
+//! response, can move the label at once. `LOAD_FAULT_OVERLAP=false` starts a round once the last
+//! one's invocations are done, so that all of a round's invocations copy the same source
+//! version. It proves that:
 //!
 //! - every destination of every secret whose events all got through equals the transformed
 //!   current value of its source;
 //! - no destination version was ever written twice for one source version (lost responses,
-//!   retries, duplicates and races included);
+//!   retries, duplicates, races and stale reads included);
 //! - every failure the function reported is of a retriable kind and was caused by a fault the
 //!   proxy injected on a request for that very source or destination (or on AssumeRole for the
-//!   cross-account destination), with the kind matching the fault;
+//!   cross-account destination), with the kind matching the fault; a stale answer can only
+//!   explain a ServiceError (a contradiction that outlasts the function's re-reads, SPEC §12),
+//!   and one about a source explains it on the source's destinations too;
 //! - an event whose retries ran out (two secrets whose destination writes are always throttled)
 //!   was reported as a failure every time and never silently dropped;
-//! - once the faults stop, redriving the dead letters brings every destination in line.
+//! - once the faults and stale reads stop, redriving the dead letters brings every destination
+//!   in line.
 //!
-//! By default a round of source changes starts once the last round's invocations are done, so
-//! that all of a round's invocations copy the same source version. `LOAD_FAULT_OVERLAP=true`
-//! changes each source while its earlier events may still be in flight; a copy of an older
-//! version can then land after a newer one, and the function moves AWSCURRENT back with
-//! UpdateSecretVersionStage (SPEC §8); when two invocations, or an SDK retry after a lost
-//! response, move the label at once, the second one finds it gone and looks again (this mode
-//! found that case). The mode is not the default because moto, after an
-//! UpdateSecretVersionStage, can leave AWSCURRENT on two versions at the next PutSecretValue;
-//! a run that trips over that moto bug fails with `MOTO BUG` in its message.
+//! moto, after an UpdateSecretVersionStage, can leave AWSCURRENT on two versions at the next
+//! PutSecretValue (the overlap mode trips over it); a run that does fails with `MOTO BUG` in its
+//! message. A failure message shows, for each secret concerned and each region, every request
+//! that went through the proxy, in order, with the fault or stale answer it got and what was
+//! answered (`FaultProxy::trace`).
 
 // The SDK call futures nest deeply; the default limit (128) is too low for their layout.
 #![recursion_limit = "256"]
 
 mod common;
 
+use aws_config::{AppName, BehaviorVersion, Region};
 use aws_sdk_secretsmanager::Client as Sm;
+use aws_smithy_types::DateTime;
+use aws_smithy_types::date_time::Format as DateFormat;
 use common::app::*;
-use common::proxy::Logged;
+use common::proxy::{Logged, STALE as STALE_ANSWER, Traced};
 use common::{Fault, FaultProxy, Match, Moto, Rule};
 use secret_replicator::app::{App, Failure};
 use secret_replicator::aws::AwsStores;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Secrets that take the storm.
@@ -64,6 +80,22 @@ const SAME_REGION: &str = "us-west-2";
 const CROSS_REGION: &str = "eu-west-1";
 
 const RETRIABLE: [&str; 3] = ["Throttled", "ServiceError", "Timeout"];
+
+/// The SDK app name of the test's own client (the user changing the sources): its requests go
+/// through the proxy, so that its writes open staleness windows, but are never faulted.
+const USER_APP: &str = "load-user";
+
+/// The user's Secrets Manager client in the source region, through the proxy.
+async fn user_client(endpoint: &str) -> Sm {
+    let conf = aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(Region::new(REGION))
+        .credentials_provider(base_credentials())
+        .app_name(AppName::new(USER_APP).expect("a valid app name"))
+        .load()
+        .await;
+    Sm::new(&conf)
+}
 
 fn config() -> String {
     let sed = json!([{"sed": "s/^/dr:/"}]);
@@ -94,7 +126,11 @@ struct Prng(u64);
 
 impl Prng {
     fn new(seed: u64) -> Prng {
-        Prng((seed ^ 0x2545_F491_4F6C_DD1D) | 1)
+        // Any state but zero will do; `| 1` would give seeds 2k and 2k + 1 the same run.
+        match seed ^ 0x2545_F491_4F6C_DD1D {
+            0 => Prng(1),
+            state => Prng(state),
+        }
     }
     fn next(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
@@ -125,10 +161,10 @@ fn new_value(name: &str, round: usize, rng: &mut Prng) -> String {
     format!("{short}-r{round}-{:04x}", rng.next() & 0xffff)
 }
 
-/// One source secret and every version the test gave it: (version id, value).
+/// One source secret and every version the test gave it: (version id, value, when).
 struct Source {
     seeded: Seeded,
-    versions: Vec<(String, String)>,
+    versions: Vec<(String, String, SystemTime)>,
 }
 
 /// One event as EventBridge would deliver it.
@@ -148,11 +184,18 @@ struct Delivered {
     delivered: Option<Value>,
 }
 
-/// A PutSecretValue event naming the version it created, as CloudTrail reports it.
+/// A PutSecretValue event naming the version it created, at the time it was created, as
+/// CloudTrail reports it (whole seconds).
 fn event_for(source: &Source, secret: usize, version: usize, kind: &'static str) -> Event {
     let mut payload = put_event(&source.seeded);
-    payload["detail"]["requestParameters"]["clientRequestToken"] =
-        Value::String(source.versions[version].0.clone());
+    let (id, _, at) = &source.versions[version];
+    payload["detail"]["requestParameters"]["clientRequestToken"] = Value::String(id.clone());
+    let secs = at.duration_since(UNIX_EPOCH).expect("after 1970").as_secs();
+    let time = DateTime::from_secs(secs as i64)
+        .fmt(DateFormat::DateTime)
+        .expect("an RFC 3339 time");
+    payload["time"] = Value::String(time.clone());
+    payload["detail"]["eventTime"] = Value::String(time);
     Event {
         secret,
         kind,
@@ -201,12 +244,15 @@ async fn deliver(
     }
 }
 
-/// The error kind a fault produces, if it can fail a request (a delay cannot).
+/// The error kind a fault produces, if it can fail a request (a delay cannot). A stale answer
+/// can only make the function meet a contradiction that outlasts its re-reads, which SPEC §12
+/// reports as retriable ServiceError (502).
 fn kind_of_fault(fault: &str) -> Option<&'static str> {
     match fault {
         "ThrottlingException" | "Throttling" => Some("Throttled"),
         "InternalServiceError" | "InternalFailure" | "HTTP 503" => Some("ServiceError"),
         "Reset" | "ResetAfterForward" => Some("Timeout"),
+        STALE_ANSWER => Some("ServiceError"),
         _ => None,
     }
 }
@@ -229,7 +275,9 @@ fn assume_role_target() -> Target {
     ("sts".into(), "AssumeRole".into())
 }
 
-/// Injected faults that can fail a request, per (target, error kind).
+/// Injected faults that can fail a request, per (target, error kind). A stale answer about a
+/// source also counts for its destinations: what the function read of the source decides what
+/// it does to them.
 fn faults_by_target(log: &[Logged]) -> HashMap<(Target, &'static str), usize> {
     let mut out = HashMap::new();
     for f in log {
@@ -244,6 +292,12 @@ fn faults_by_target(log: &[Logged]) -> HashMap<(Target, &'static str), usize> {
                 None => continue,
             }
         };
+        if f.fault == STALE_ANSWER && target.0 == REGION && !target.1.starts_with("dr/") {
+            for region in [SAME_REGION, CROSS_REGION] {
+                let dest = (region.to_string(), dest_name(&target.1));
+                *out.entry((dest, kind)).or_default() += 1;
+            }
+        }
         *out.entry((target, kind)).or_default() += 1;
     }
     out
@@ -292,31 +346,79 @@ fn failures_of(
     out
 }
 
-/// For a failure message: what happened to one secret in one region, in order. The write
-/// calls moto received (with the version token or the stage move) and the faults injected on
-/// requests for it.
-fn history(moto: &Moto, log: &[Logged], (region, name): (&str, &str)) -> String {
+/// For a failure message: what an answer said, in a few words (the version it read or wrote,
+/// the version it said was current, the error code).
+fn answer_summary(op: &str, answer: &str) -> String {
     let short = |id: &str| id.get(..8).unwrap_or(id).to_string();
+    let ans: Value = serde_json::from_str(answer).unwrap_or_default();
+    if let Some(code) = ans["__type"].as_str() {
+        return code.rsplit('#').next().unwrap_or(code).to_string();
+    }
+    let version = ans["VersionId"].as_str().map(short).unwrap_or_default();
+    let stages = |v: &Value| {
+        let all = v
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s.as_str());
+        all.collect::<Vec<_>>().join(",")
+    };
+    match op {
+        "GetSecretValue" => format!("version {version}"),
+        "PutSecretValue" | "CreateSecret" => {
+            format!("version {version} [{}]", stages(&ans["VersionStages"]))
+        }
+        "DescribeSecret" => {
+            let listed = ans["VersionIdsToStages"]
+                .as_object()
+                .cloned()
+                .unwrap_or_default();
+            let current = listed
+                .iter()
+                .find(|(_, st)| stages(st).split(',').any(|s| s == "AWSCURRENT"));
+            match current {
+                Some((v, _)) => format!("AWSCURRENT on {} ({} listed)", short(v), listed.len()),
+                None => format!("no AWSCURRENT ({} listed)", listed.len()),
+            }
+        }
+        _ => String::new(),
+    }
+}
+
+/// For a failure message: every request for one secret in one region that went through the
+/// proxy, in order, with what the proxy did (fault, stale answer) and what was answered.
+fn history(trace: &[Traced], (region, name): (&str, &str)) -> String {
+    let short = |id: Option<&str>| id.map_or(String::new(), |id| id.get(..8).unwrap_or(id).into());
     let mut out = vec![format!("{region} {name}:")];
-    for c in write_calls(moto) {
-        if c.region.as_deref() != Some(region) || secret_named(&c.body).as_deref() != Some(name) {
+    for t in trace {
+        if t.region != region || secret_named(&t.body).as_deref() != Some(name) {
             continue;
         }
-        let b: Value = serde_json::from_str(&c.body).unwrap_or_default();
-        let field = |k: &str| b[k].as_str().map(short).unwrap_or_default();
-        out.push(match c.operation.as_str() {
+        let req: Value = serde_json::from_str(&t.body).unwrap_or_default();
+        let asked = match t.op.as_str() {
             "UpdateSecretVersionStage" => format!(
-                "  moto UpdateSecretVersionStage {} -> {}",
-                field("RemoveFromVersionId"),
-                field("MoveToVersionId")
+                " {} -> {}",
+                short(req["RemoveFromVersionId"].as_str()),
+                short(req["MoveToVersionId"].as_str())
             ),
-            op => format!("  moto {op} {}", field("ClientRequestToken")),
-        });
-    }
-    for (n, f) in log.iter().enumerate() {
-        if f.region == region && secret_named(&f.body).as_deref() == Some(name) {
-            out.push(format!("  fault #{n}: {} {}", f.op, f.fault));
-        }
+            "PutSecretValue" | "CreateSecret" => {
+                format!(" token {}", short(req["ClientRequestToken"].as_str()))
+            }
+            _ => String::new(),
+        };
+        let fault = match t.fault.as_str() {
+            "" => String::new(),
+            f => format!(" [{f}]"),
+        };
+        let answered = match t.status {
+            Some(status) => format!(" -> {status} {}", answer_summary(&t.op, &t.answer)),
+            None => String::new(),
+        };
+        out.push(format!(
+            "  {:8.3} {}{asked}{fault}{answered}",
+            t.at.as_secs_f64(),
+            t.op
+        ));
     }
     out.join("\n")
 }
@@ -405,13 +507,16 @@ async fn all_versions(sm: &Sm, name: &str) -> Vec<(String, String)> {
 async fn a_storm_of_events_under_injected_faults_converges_without_duplicate_versions() {
     let share: f64 = env_or("LOAD_FAULT_SHARE", 0.2);
     let seed: u64 = env_or("LOAD_FAULT_SEED", 20_240_611);
-    let overlap: bool = env_or("LOAD_FAULT_OVERLAP", false);
+    let overlap: bool = env_or("LOAD_FAULT_OVERLAP", true);
+    let stale_share: f64 = env_or("LOAD_STALE_SHARE", 0.5);
+    let stale_ms: u64 = env_or("LOAD_STALE_MS", 300);
     let started = Instant::now();
     let mut rng = Prng::new(seed);
 
     let moto = Moto::start();
     let proxy = FaultProxy::start(moto.addr());
     let east = sm(&moto.endpoint(), "us-east-1").await;
+    let user = user_client(&proxy.endpoint()).await;
     let same = sm(&moto.endpoint(), SAME_REGION).await;
     let cross = dest_client(&moto.endpoint(), DEST_ACCOUNT, CROSS_REGION).await;
 
@@ -429,7 +534,7 @@ async fn a_storm_of_events_under_injected_faults_converges_without_duplicate_ver
         .into_iter()
         .zip(&seeds)
         .map(|(seeded, (_, value))| Source {
-            versions: vec![(seeded.version.clone(), value.clone())],
+            versions: vec![(seeded.version.clone(), value.clone(), SystemTime::now())],
             seeded,
         })
         .collect();
@@ -442,8 +547,14 @@ async fn a_storm_of_events_under_injected_faults_converges_without_duplicate_ver
     let sdk = fast_retry_sdk_config(&proxy.endpoint(), None).await;
     let app = Arc::new(app_from(settings, sdk).await);
 
+    // The user's own changes to the sources are never faulted (but open staleness windows).
     // The doomed secrets' destination writes are always throttled (both destinations); nothing
-    // else touches their requests, so the kind of their failures is known.
+    // else touches their requests (no chaos, no stale answers), so the kind of their failures
+    // is known.
+    proxy.add_rule(Rule::new(
+        Match::any().header_contains("x-amz-user-agent", &format!("app/{USER_APP}")),
+        Fault::Pass,
+    ));
     for op in ["CreateSecret", "PutSecretValue"] {
         let doomed_dest = Match::op(op).body_contains("\"dr/load/doomed-");
         proxy.add_rule(Rule::new(doomed_dest, Fault::throttling()));
@@ -453,6 +564,7 @@ async fn a_storm_of_events_under_injected_faults_converges_without_duplicate_ver
         Fault::Pass,
     ));
     proxy.chaos(share, seed);
+    proxy.stale_reads(stale_share, Duration::from_millis(stale_ms), seed);
 
     // The storm, in rounds. A round changes every source once, directly on moto as a user
     // would, then fires its events shuffled: one per change, a duplicate of some, and for
@@ -470,9 +582,15 @@ async fn a_storm_of_events_under_injected_faults_converges_without_duplicate_ver
                 delivered.push(t.await.expect("an invocation task panicked"));
             }
             let puts = (0..names.len()).map(|i| {
-                let (east, name) = (&east, &names[i]);
+                let (user, name) = (&user, &names[i]);
                 let value = new_value(name, round, &mut rng);
-                async move { (put_value(east, name, &value).await, value) }
+                async move {
+                    (
+                        put_value(user, name, &value).await,
+                        value,
+                        SystemTime::now(),
+                    )
+                }
             });
             let puts = futures::future::join_all(puts.collect::<Vec<_>>()).await;
             for (source, version) in sources.iter_mut().zip(puts) {
@@ -494,8 +612,8 @@ async fn a_storm_of_events_under_injected_faults_converges_without_duplicate_ver
             let permit = in_flight.clone().acquire_owned().await.expect("semaphore");
             if version == sources[i].versions.len() {
                 let value = new_value(&names[i], round, &mut rng);
-                let id = put_value(&east, &names[i], &value).await;
-                sources[i].versions.push((id, value));
+                let id = put_value(&user, &names[i], &value).await;
+                sources[i].versions.push((id, value, SystemTime::now()));
             }
             let event = event_for(&sources[i], i, version, kind);
             let jitter = rng.next();
@@ -508,6 +626,7 @@ async fn a_storm_of_events_under_injected_faults_converges_without_duplicate_ver
     let storm = started.elapsed();
     let injected = proxy.fault_log();
     let upstream = proxy.upstream_errors();
+    let trace = proxy.trace();
     let invocations: usize = delivered
         .iter()
         .map(|d| d.failures.len() + usize::from(d.delivered.is_some()))
@@ -538,13 +657,24 @@ async fn a_storm_of_events_under_injected_faults_converges_without_duplicate_ver
     for f in injected.iter().filter(|f| f.fault == "ResetAfterForward") {
         *lost_writes.entry(f.op.as_str()).or_default() += 1;
     }
+    let mut stale_reads: BTreeMap<String, usize> = BTreeMap::new();
+    for f in injected.iter().filter(|f| f.fault == STALE_ANSWER) {
+        let of = match secret_named(&f.body) {
+            Some(n) if n.starts_with("dr/") => "destination",
+            Some(_) => "source",
+            None => "listing",
+        };
+        *stale_reads.entry(format!("{} {of}", f.op)).or_default() += 1;
+    }
     let dead_storm = dead.iter().filter(|d| !doomed.contains(&d.event.secret));
     eprintln!(
-        "load_faults: share {share}, seed {seed}, overlap {overlap}; {} secrets (+{DOOMED} doomed), {ROUNDS} rounds\n\
+        "load_faults: share {share}, seed {seed}, overlap {overlap}, stale reads {stale_share} \
+         for {stale_ms} ms; {} secrets (+{DOOMED} doomed), {ROUNDS} rounds\n\
          load_faults: events fired {fired} {by_event_kind:?}; invocations {invocations}; \
          failed invocations {}\n\
          load_faults: injected faults {} {by_fault:?}; moto's own 5xx {}\n\
          load_faults: lost responses by operation {lost_writes:?}\n\
+         load_faults: stale answers {stale_reads:?}\n\
          load_faults: delivered outcomes {outcomes:?}\n\
          load_faults: reported failures {} {by_kind:?}\n\
          load_faults: dead letters {} ({} of the storm's secrets); storm {:.1} s",
@@ -565,6 +695,14 @@ async fn a_storm_of_events_under_injected_faults_converges_without_duplicate_ver
     assert!(
         upstream.is_empty(),
         "moto itself answered 5xx (not an injected fault): {upstream:#?}"
+    );
+    let user_faulted = injected
+        .iter()
+        .filter(|f| f.op == "PutSecretValue")
+        .find(|f| secret_named(&f.body).is_some_and(|n| names.contains(&n)));
+    assert!(
+        user_faulted.is_none(),
+        "the user's own change was faulted: {user_faulted:?}"
     );
 
     // Every failure is retriable, of the kind of a fault the proxy injected on that very
@@ -603,15 +741,12 @@ async fn a_storm_of_events_under_injected_faults_converges_without_duplicate_ver
                 v["destination"]["region"].as_str(),
                 v["destination"]["name"].as_str(),
             ) {
-                eprintln!("{}", history(&moto, &injected, (r, n)));
+                let source = n.trim_start_matches("dr/");
+                eprintln!("{}", history(&trace, (REGION, source)));
+                eprintln!("{}", history(&trace, (r, n)));
             }
         }
     }
-    assert!(
-        unexplained.is_empty(),
-        "failures the proxy did not cause:\n{}",
-        unexplained.join("\n")
-    );
 
     // The doomed secrets: every event failed three times, Throttled, and was dead-lettered;
     // their destinations were never written. (The cross-account destination may fail on
@@ -655,24 +790,36 @@ async fn a_storm_of_events_under_injected_faults_converges_without_duplicate_ver
         let want = src.map(|v| format!("dr:{v}"));
         if a != want || b != want {
             let dest = dest_name(name);
+            let source_versions: Vec<String> = sources[i]
+                .versions
+                .iter()
+                .map(|(id, v, _)| format!("{} {v:?}", &id[..8]))
+                .collect();
             wrong.push(format!(
                 "{name}: want {want:?}, {SAME_REGION} {a:?}, {CROSS_REGION} {b:?}\n\
-                 {SAME_REGION} {}\n{CROSS_REGION} {}\n{}\n{}",
+                 source versions, oldest first: {}\n\
+                 {SAME_REGION} {}\n{CROSS_REGION} {}\n{}\n{}\n{}",
+                source_versions.join(", "),
                 versions_of(&same, &dest).await,
                 versions_of(&cross, &dest).await,
-                history(&moto, &injected, (SAME_REGION, &dest)),
-                history(&moto, &injected, (CROSS_REGION, &dest)),
+                history(&trace, (REGION, name)),
+                history(&trace, (SAME_REGION, &dest)),
+                history(&trace, (CROSS_REGION, &dest)),
             ));
         }
     }
+    // Both checks at once, so that a failing run shows every problem.
     assert!(
-        wrong.is_empty(),
-        "destinations behind their source:\n{}",
+        unexplained.is_empty() && wrong.is_empty(),
+        "failures the proxy did not cause:\n{}\n\ndestinations behind their source:\n{}",
+        unexplained.join("\n"),
         wrong.join("\n")
     );
 
-    // The faults stop; the dead letters are redriven once each and go through.
+    // The faults stop (stale answers too); the dead letters are redriven once each and go
+    // through.
     proxy.clear_rules();
+    proxy.stale_reads(0.0, Duration::ZERO, seed);
     for d in &dead {
         if let Err(Failure(report)) = app.handle(&d.event.payload).await {
             panic!("a redriven event failed: {}", report.to_json());
@@ -698,7 +845,7 @@ async fn a_storm_of_events_under_injected_faults_converges_without_duplicate_ver
                 let of = sources[i]
                     .versions
                     .iter()
-                    .position(|(_, v)| format!("dr:{v}") == value)
+                    .position(|(_, v, _)| format!("dr:{v}") == value)
                     .unwrap_or_else(|| {
                         panic!("{region} {dest} version {id} holds no source version's value")
                     });
