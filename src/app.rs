@@ -255,9 +255,13 @@ impl<S: Stores> App<S> {
             Work::Skip { source, reason } => skipped(source, *reason),
             Work::Replicate(secrets) => {
                 // Boxed: the SDK's futures are deep; boxing keeps each one's layout apart.
-                let runs = secrets.iter().map(|s| {
-                    Box::pin(replicator.source(s, region, job(Scope::Value), Known::default()))
-                });
+                let known = Known {
+                    version_time: request.version_time,
+                    ..Known::default()
+                };
+                let runs = secrets
+                    .iter()
+                    .map(|s| Box::pin(replicator.source(s, region, job(Scope::Value), known)));
                 let results = futures::future::join_all(runs).await;
                 report_of(results, secrets.len())
             }

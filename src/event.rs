@@ -121,6 +121,9 @@ pub struct Request {
     /// `resume`: where an `all` chain's link starts (checked by the handler, which knows the
     /// function and region the cursor must belong to).
     pub resume: Option<String>,
+    /// When the event's call created the version it reports (PutSecretValue, CreateSecret): a
+    /// source read answering a version created clearly before is stale (SPEC §12).
+    pub version_time: Option<SystemTime>,
 }
 
 /// The manual payload (SPEC §6). Strict: a typo is an InvalidEvent, not a silent no-op.
@@ -179,6 +182,7 @@ fn parse_manual(payload: &Value) -> Result<Request, Error> {
         account: None,
         dry_run: m.dry_run,
         resume: m.resume.clone(),
+        version_time: None,
     };
     if m.resume.is_some() && !m.all {
         return Err(Error::InvalidEvent(
@@ -233,6 +237,7 @@ fn parse_eventbridge(payload: &Value, me: &Identity) -> Result<Request, Error> {
         account: account.clone(),
         dry_run: false,
         resume: None,
+        version_time: None,
     };
     match detail_type {
         "Secret Label Updated" => {

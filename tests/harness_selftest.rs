@@ -387,6 +387,10 @@ async fn stale_reads_right_after_a_write_then_fresh_after_the_window() {
     assert_eq!(value(sm.clone(), "ec/a".into()).await.unwrap().1, "v4");
     let described = current_of(sm.clone(), "ec/a".into()).await.unwrap();
     assert_eq!(described.1, 2, "the listing from before v4");
-    assert_ne!(described.0.as_deref(), Some(put_version.as_str()), "the listing from before v4");
+    assert_ne!(
+        described.0.as_deref(),
+        Some(put_version.as_str()),
+        "the listing from before v4"
+    );
     assert_eq!(proxy.fault_log().len(), 6);
 }

@@ -317,6 +317,7 @@ impl<S: Stores> Replicator<'_, S> {
         let known = Known {
             tags: Some(&s.tags),
             only: Some(&differing),
+            version_time: None,
         };
         match self.source(&secret, region, job, known).await {
             SourceResult::Outcomes(mut o) => {

@@ -81,6 +81,9 @@ pub struct Known<'a> {
     /// Only these destinations (the ones a listing found out of line); the others are left
     /// out of the results.
     pub only: Option<&'a std::collections::HashSet<DestinationRef>>,
+    /// The event's version was created at this time: a source read answering a version created
+    /// clearly before it is stale (eventual consistency) and read again.
+    pub version_time: Option<std::time::SystemTime>,
 }
 
 /// Replicates sources: the clients, the container's state, the configuration.
@@ -139,8 +142,9 @@ impl<S: Stores> Replicator<'_, S> {
         let mut id = secret.id.clone();
         let mut expected: Option<String> = None;
         for round in 1..=MAX_ROUNDS {
+            let not_before = (round == 1).then_some(known.version_time).flatten();
             let current = match self
-                .read(&source_store, &id, secret, expected.as_deref())
+                .read(&source_store, &id, secret, expected.as_deref(), not_before)
                 .await
             {
                 Ok(Some(c)) => c,
@@ -205,6 +209,7 @@ impl<S: Stores> Replicator<'_, S> {
         id: &str,
         secret: &SecretRef,
         expected: Option<&str>,
+        not_before: Option<std::time::SystemTime>,
     ) -> Result<Option<CurrentValue>, SourceResult> {
         let mut stale = 0;
         loop {
@@ -224,12 +229,33 @@ impl<S: Stores> Replicator<'_, S> {
                     });
                 }
             };
+            // CreatedDate has a resolution of a second on some answers, eventTime too.
+            let older_than_event = not_before.is_some_and(|t| {
+                current
+                    .created
+                    .is_some_and(|c| c + std::time::Duration::from_secs(1) < t)
+            });
             match expected {
                 Some(want) if current.version_id != want => {
                     stale += 1;
                     if stale > STALE_READS {
                         tracing::warn!(source = %current.name, "the source read keeps answering an older version than its description; stopping");
                         return Ok(None);
+                    }
+                    stale_backoff(stale).await;
+                }
+                _ if older_than_event => {
+                    stale += 1;
+                    if stale > STALE_READS {
+                        // Not written: an older value would be copied as current. Retriable,
+                        // so that Lambda's retry reads again later.
+                        return Err(SourceResult::Failed {
+                            source: secret.id.clone(),
+                            error: Error::Inconsistent(format!(
+                                "{}: the source still answers a version older than the event's; retry later",
+                                secret.id
+                            )),
+                        });
                     }
                     stale_backoff(stale).await;
                 }
@@ -451,6 +477,10 @@ impl<S: Stores> Replicator<'_, S> {
                         break;
                     }
                     if observe {
+                        // A race that repeats may be a stale read: give it a moment.
+                        if race > 0 {
+                            stale_backoff(race).await;
+                        }
                         match self.observe_again(&store, &want, p.job, learned).await {
                             Ok(s) => state = s,
                             Err((a, e)) => return p.failed(started, did.max(a), &e),

@@ -1133,3 +1133,62 @@ async fn a_tag_rule_replicates_only_tagged_sources_and_a_tag_event_starts_it() {
         Some("one")
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_source_read_older_than_the_event_s_version_is_read_again() {
+    let s = stores();
+    let c = config(WEST).await;
+    s.seed("us-east-1", "app/db", "v1", "one");
+    let now = std::time::SystemTime::now();
+    s.edit(OWN, "us-east-1", "app/db", |d| {
+        d.versions[0].created = now - Duration::from_secs(60)
+    });
+    // The event reports v2, created now; the first reads still answer v1.
+    s.freeze_value(OWN, "us-east-1", "app/db", 2);
+    s.seed("us-east-1", "app/db", "v2", "two");
+    let known = Known {
+        version_time: Some(now),
+        ..Known::default()
+    };
+    let r = Replicator {
+        stores: &s,
+        state: &fresh(),
+        config: &c,
+        retry: RETRY,
+    };
+    let o = match r
+        .source(&sref("app/db"), Some("us-east-1"), Job::VALUE, known)
+        .await
+    {
+        SourceResult::Outcomes(o) => o,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(o[0].status, Status::Replicated, "{o:?}");
+    assert_eq!(
+        s.value(OWN, "us-west-2", "dr/app/db").as_deref(),
+        Some("two"),
+        "the stale value was never copied"
+    );
+    // A read that stays behind: retriable, nothing written.
+    let s = stores();
+    s.seed("us-east-1", "app/db", "v1", "one");
+    s.edit(OWN, "us-east-1", "app/db", |d| {
+        d.versions[0].created = now - Duration::from_secs(60)
+    });
+    let r = Replicator {
+        stores: &s,
+        state: &fresh(),
+        config: &c,
+        retry: RETRY,
+    };
+    match r
+        .source(&sref("app/db"), Some("us-east-1"), Job::VALUE, known)
+        .await
+    {
+        SourceResult::Failed { error, .. } => {
+            assert_eq!(error.kind(), ErrorKind::ServiceError);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(s.secret(OWN, "us-west-2", "dr/app/db").is_none());
+}
