@@ -46,9 +46,9 @@ fn the_function_is_arm64_al2023_built_by_cargo_lambda_and_told_its_role() {
         assert_eq!(f["Architectures"], json!(["arm64"]), "{name}");
         assert_eq!(f["Handler"], "bootstrap", "{name}");
         let memory = f["MemorySize"].as_u64().unwrap();
-        let timeout = f["Timeout"].as_u64().unwrap();
+        let timeout: u64 = scalar_string(&f["Timeout"]).parse().unwrap();
         assert!((128..=512).contains(&memory), "{name}: memory {memory}");
-        assert!((30..=300).contains(&timeout), "{name}: timeout {timeout}");
+        assert!((30..=900).contains(&timeout), "{name}: timeout {timeout}");
         assert_eq!(f["Role"], "<FunctionRole.Arn>");
         // Advanced logging controls: JSON logs, level from a parameter.
         assert_eq!(f["LoggingConfig"]["LogFormat"], "JSON");
@@ -153,7 +153,28 @@ fn reserved_concurrency_and_schedule_follow_their_parameters() {
     // counted by the reservation...
     assert_eq!(env(&s)["REPLICATOR_CONCURRENCY"], "2");
     assert_eq!(env(&s)["REPLICATOR_WRITE_TPS"], "25");
-    assert!(!s.resources.contains_key("BackfillScheduleRule"));
+    // The repair schedule is on by default (SPEC §6), without failOnError; its Timeout is a
+    // parameter (300 s by default) and the function may invoke itself, ARN and ARN:*, in a
+    // policy of its own.
+    let rule = &s.get("BackfillScheduleRule")["Properties"];
+    assert_eq!(rule["ScheduleExpression"], "rate(1 day)");
+    let input: Value = serde_json::from_str(rule["Targets"][0]["Input"].as_str().unwrap()).unwrap();
+    assert_eq!(input, json!({"source": "manual", "all": true}));
+    assert_eq!(s.get("Function")["Properties"]["Timeout"], "300");
+    let continuation = &s.get("ContinuationPolicy")["Properties"];
+    assert_eq!(continuation["Roles"], json!(["<FunctionRole>"]));
+    assert_eq!(
+        continuation["PolicyDocument"]["Statement"][0]["Resource"],
+        json!(["<Function.Arn>", "<Function.Arn>:*"])
+    );
+    assert!(
+        !s.get("FunctionRole")["Properties"]["Policies"]
+            .to_string()
+            .contains("lambda:InvokeFunction"),
+        "inline in the role it would be a cycle"
+    );
+    let no_schedule = resolve(&t, &[("DestRegion", "us-west-2"), ("BackfillSchedule", "")]);
+    assert!(!no_schedule.resources.contains_key("BackfillScheduleRule"));
     let s = resolve(&t, MAXIMAL);
     assert!(
         s.get("Function")["Properties"]
@@ -194,11 +215,6 @@ fn reserved_concurrency_and_schedule_follow_their_parameters() {
     let s = resolve(&t, MAXIMAL);
     let rule = &s.get("BackfillScheduleRule")["Properties"];
     assert_eq!(rule["ScheduleExpression"], "rate(1 day)");
-    let input: Value = serde_json::from_str(rule["Targets"][0]["Input"].as_str().unwrap()).unwrap();
-    assert_eq!(
-        input,
-        json!({"source": "manual", "all": true, "failOnError": true})
-    );
     assert_eq!(rule["Targets"][0]["Arn"], "<Function.Arn>");
     assert!(s.resources.contains_key("BackfillSchedulePermission"));
     assert!(s.resources.contains_key("AlarmEmailSubscription"));
@@ -671,7 +687,7 @@ fn check_alarms(emitted: &BTreeSet<Published>) {
                 }
                 "AWS/Lambda" => {
                     assert!(
-                        ["Errors", "Throttles"].contains(&metric),
+                        ["Errors", "Throttles", "RecursiveInvocationsDropped"].contains(&metric),
                         "{name}: {metric}"
                     );
                     assert_eq!(
@@ -707,6 +723,8 @@ fn check_alarms(emitted: &BTreeSet<Published>) {
         assert!(watches("AWS/SQS", "ApproximateNumberOfMessagesVisible"));
         assert!(watches("AWS/Lambda", "Errors"));
         assert!(watches("AWS/Lambda", "Throttles"));
+        // The backfill chain caps itself below Lambda's recursion detection, which stays on.
+        assert!(watches("AWS/Lambda", "RecursiveInvocationsDropped"));
         assert!(custom >= 1);
         let topic = stack.get("AlarmTopic");
         assert_eq!(topic["Type"], "AWS::SNS::Topic");
