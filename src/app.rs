@@ -11,7 +11,6 @@ use crate::metrics::Metrics;
 use crate::outcome::{Action, Error, ErrorKind, Outcome, Report};
 use crate::replicate::backfill::Backfill;
 use crate::replicate::{ContainerState, Job, Known, Mode, Replicator, Scope, SourceResult};
-use crate::secret::SecretValue;
 use crate::settings::{ConfigSource, Settings};
 use crate::store::{ReadSecrets, Stores};
 use serde_json::Value;
@@ -46,11 +45,10 @@ impl<S: Stores> TextFetcher for OwnSecrets<'_, S> {
     async fn fetch_text(&self, id: &str) -> Result<String, Error> {
         // Boxed: the SDK's futures are deep, and this sits under the configuration loader's.
         let store = self.0.own(None);
-        match Box::pin(store.current_value(id)).await?.value {
-            SecretValue::String(s) => Ok(s),
-            SecretValue::Binary(b) => String::from_utf8(b)
-                .map_err(|_| Error::InvalidConfig(format!("secret {id}: not UTF-8 text"))),
-        }
+        // Configuration text (a document, a script): not a replicated value.
+        let value = Box::pin(store.current_value(id)).await?.value;
+        String::from_utf8(value.expose_bytes().to_vec())
+            .map_err(|_| Error::InvalidConfig(format!("secret {id}: not UTF-8 text")))
     }
 }
 

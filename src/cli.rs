@@ -329,14 +329,17 @@ async fn transform_cmd(args: &[String]) -> Result<ExitCode, Usage> {
             }
         }
     }
-    let mut input = String::new();
+    // The value and its transformed form are wiped when done (the operator asked to see the
+    // output: it is printed, nothing else is).
+    let mut input = zeroize::Zeroizing::new(String::new());
     if let Err(e) = std::io::stdin().read_to_string(&mut input) {
         eprintln!("secret-replicator: cannot read the value from standard input: {e}");
         return Ok(ExitCode::FAILURE);
     }
     match transform::Chain::new(chain).apply(&input, &vars) {
         Ok(out) => {
-            print!("{}", out.as_deref().unwrap_or(&input));
+            let out = out.map(zeroize::Zeroizing::new);
+            print!("{}", out.as_deref().map_or(input.as_str(), String::as_str));
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {

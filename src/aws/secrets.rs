@@ -15,6 +15,7 @@ use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType, Tag};
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_runtime_api::http::Response;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use secrecy::ExposeSecret;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -75,11 +76,20 @@ fn is_expired(e: &Error) -> bool {
         .is_some_and(|a| codes::EXPIRED.contains(&a.code.as_str()))
 }
 
-fn value_of(string: Option<&str>, binary: Option<&Blob>) -> Option<SecretValue> {
+/// The value of a GetSecretValue answer, taken out of it (moved, not copied).
+fn value_of(string: Option<String>, binary: Option<Blob>) -> Option<SecretValue> {
     match (string, binary) {
-        (Some(s), _) => Some(SecretValue::String(s.to_string())),
-        (None, Some(b)) => Some(SecretValue::Binary(b.as_ref().to_vec())),
+        (Some(s), _) => Some(SecretValue::text(s)),
+        (None, Some(b)) => Some(SecretValue::bytes(b.into_inner())),
         (None, None) => None,
+    }
+}
+
+/// The value as the SDK's request builders take it (the SDK keeps its own copy).
+fn exposed(value: &SecretValue) -> (Option<String>, Option<Blob>) {
+    match value {
+        SecretValue::String(s) => (Some(s.expose_secret().to_string()), None),
+        SecretValue::Binary(b) => (None, Some(Blob::new(b.expose_secret().to_vec()))),
     }
 }
 
@@ -106,18 +116,19 @@ impl ReadSecrets for AwsStore {
             .get_secret_value()
             .secret_id(id)
             .version_stage(AWSCURRENT);
-        let out = self
+        let mut out = self
             .send(SM, "GetSecretValue", || req.clone().send())
             .await?;
-        let value = value_of(out.secret_string(), out.secret_binary()).ok_or_else(|| {
-            Error::Aws(AwsError {
-                kind: ErrorKind::AwsClientError,
-                service: SM,
-                operation: "GetSecretValue",
-                code: "NoValue".into(),
-                message: format!("{id} has neither SecretString nor SecretBinary"),
-            })
-        })?;
+        let value =
+            value_of(out.secret_string.take(), out.secret_binary.take()).ok_or_else(|| {
+                Error::Aws(AwsError {
+                    kind: ErrorKind::AwsClientError,
+                    service: SM,
+                    operation: "GetSecretValue",
+                    code: "NoValue".into(),
+                    message: format!("{id} has neither SecretString nor SecretBinary"),
+                })
+            })?;
         Ok(CurrentValue {
             arn: out.arn().unwrap_or(id).to_string(),
             name: out.name().unwrap_or(id).to_string(),
@@ -226,10 +237,8 @@ impl WriteSecrets for AwsStore {
             .set_kms_key_id(new.kms_key_id.map(str::to_string))
             .description(new.description)
             .set_tags(Some(sdk_tags(new.tags)));
-        let req = match new.value {
-            SecretValue::String(s) => req.secret_string(s),
-            SecretValue::Binary(b) => req.secret_binary(Blob::new(b.clone())),
-        };
+        let (string, binary) = exposed(new.value);
+        let req = req.set_secret_string(string).set_secret_binary(binary);
         let out = self
             .send(SM, "CreateSecret", || {
                 req.clone()
@@ -250,10 +259,8 @@ impl WriteSecrets for AwsStore {
             .put_secret_value()
             .secret_id(id)
             .client_request_token(token);
-        let req = match value {
-            SecretValue::String(s) => req.secret_string(s),
-            SecretValue::Binary(b) => req.secret_binary(Blob::new(b.clone())),
-        };
+        let (string, binary) = exposed(value);
+        let req = req.set_secret_string(string).set_secret_binary(binary);
         let out = self
             .send(SM, "PutSecretValue", || {
                 req.clone()

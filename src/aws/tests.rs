@@ -57,7 +57,7 @@ async fn current_value_asks_for_awscurrent_and_keeps_binary_bytes() {
         });
     let client = mock_client!(aws_sdk_secretsmanager, [&get]);
     let v = store(client).current_value("a/b").await.unwrap();
-    assert_eq!(v.value, SecretValue::Binary(vec![0, 159, 146, 150]));
+    assert_eq!(v.value, SecretValue::bytes(vec![0, 159, 146, 150]));
     assert_eq!(v.name, "a/b");
     assert_eq!(v.version_id, "v1");
 }
@@ -130,7 +130,7 @@ async fn put_reports_the_stages_of_the_written_version() {
         });
     let client = mock_client!(aws_sdk_secretsmanager, [&put]);
     let w = store(client)
-        .put("d", &SecretValue::String("v".into()), "tok")
+        .put("d", &SecretValue::text("v".into()), "tok")
         .await
         .unwrap();
     assert_eq!(w.stages, ["AWSPREVIOUS"]);
@@ -185,7 +185,7 @@ async fn service_errors_map_to_the_error_table() {
         let put = mock!(aws_sdk_secretsmanager::Client::put_secret_value).then_error(make);
         let client = mock_client!(aws_sdk_secretsmanager, [&put]);
         let e = store(client)
-            .put("d", &SecretValue::String("v".into()), "tok")
+            .put("d", &SecretValue::text("v".into()), "tok")
             .await
             .unwrap_err();
         assert_eq!(e.kind(), kind, "{code}");
@@ -416,7 +416,7 @@ async fn a_repeated_token_with_the_same_value_is_ignored_and_with_another_is_an_
     let w = s
         .put(
             "x",
-            &SecretValue::String("v".into()),
+            &SecretValue::text("v".into()),
             "EXAMPLE1-90ab-8a5e-8edc-ba987EXAMPLE",
         )
         .await
@@ -428,7 +428,7 @@ async fn a_repeated_token_with_the_same_value_is_ignored_and_with_another_is_an_
     let e = s
         .put(
             "x",
-            &SecretValue::String("other".into()),
+            &SecretValue::text("other".into()),
             "EXAMPLE1-90ab-8a5e-8edc-ba987EXAMPLE",
         )
         .await

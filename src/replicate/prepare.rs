@@ -11,6 +11,7 @@ use crate::secret::SecretValue;
 use crate::store::CurrentValue;
 use crate::token;
 use crate::transform::{ApplyError, MAX_VALUE_BYTES};
+use secrecy::ExposeSecret;
 use std::time::Instant;
 
 /// One destination with everything computed before any call: the value, the token, what a
@@ -134,17 +135,21 @@ pub(super) fn prepare<'c>(
 /// never empty (SecretString and SecretBinary have a minimum length of 1).
 pub(super) fn transformed(target: &Target<'_>, value: &SecretValue) -> Result<SecretValue, Error> {
     let out = match value {
-        SecretValue::Binary(b) => {
+        SecretValue::Binary(_) => {
             if !target.dest.transforms.is_empty() {
                 return Err(Error::TransformFailed(
                     "the source is a binary secret (SecretBinary); transforms apply to SecretString only".into(),
                 ));
             }
-            SecretValue::Binary(b.clone())
+            value.clone()
         }
-        SecretValue::String(s) => match target.dest.transforms.apply(s, &target.vars) {
-            Ok(None) => SecretValue::String(s.clone()),
-            Ok(Some(t)) => SecretValue::String(t),
+        SecretValue::String(s) => match target
+            .dest
+            .transforms
+            .apply(s.expose_secret(), &target.vars)
+        {
+            Ok(None) => value.clone(),
+            Ok(Some(t)) => SecretValue::text(t),
             Err(ApplyError::TooLarge { bytes }) => return Err(Error::TooLarge(bytes)),
             Err(e) => return Err(Error::TransformFailed(e.to_string())),
         },

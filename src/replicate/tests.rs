@@ -160,7 +160,7 @@ async fn a_token_used_with_another_value_is_rewritten_with_a_fresh_token() {
     run(&s, &shared, &c, "app/db").await;
     // Somebody wrote another value under our token (the only way to get a collision).
     s.edit(OWN, "us-west-2", "dr/app/db", |d| {
-        d.versions[0].value = SecretValue::String("tampered".into())
+        d.versions[0].value = SecretValue::text("tampered".into())
     });
     let o = run(&s, &shared, &c, "app/db").await;
     assert_eq!(o[0].status, Status::Replicated);
@@ -168,7 +168,7 @@ async fn a_token_used_with_another_value_is_rewritten_with_a_fresh_token() {
     assert_eq!(d.versions.len(), 2);
     let cur = d.current().unwrap();
     assert!(crate::token::is_replicator_token(&cur.id));
-    assert_eq!(cur.value, SecretValue::String("one".into()));
+    assert_eq!(cur.value, SecretValue::text("one".into()));
 }
 
 #[tokio::test(start_paused = true)]
@@ -179,7 +179,7 @@ async fn awscurrent_is_moved_back_onto_the_token_after_a_hand_edit() {
     s.seed("us-east-1", "app/db", "v1", "one");
     run(&s, &shared, &c, "app/db").await;
     s.edit(OWN, "us-west-2", "dr/app/db", |d| {
-        d.add("hand", SecretValue::String("by hand".into()))
+        d.add("hand", SecretValue::text("by hand".into()))
     });
     let o = run(&s, &shared, &c, "app/db").await;
     assert_eq!(o[0].action, Action::Label);
@@ -194,7 +194,7 @@ async fn hand_edited(s: &MemoryStores, shared: &ContainerState, c: &Config) {
     s.seed("us-east-1", "app/db", "v1", "one");
     run(s, shared, c, "app/db").await;
     s.edit(OWN, "us-west-2", "dr/app/db", |d| {
-        d.add("hand", SecretValue::String("by hand".into()))
+        d.add("hand", SecretValue::text("by hand".into()))
     });
     s.calls();
 }
@@ -258,7 +258,7 @@ async fn a_label_moved_by_someone_else_meanwhile_is_moved_from_where_it_is_now()
             .values_mut()
             .filter(|s| s.arn.contains("dr/app/db"))
         {
-            s.add("hand2", SecretValue::String("by hand again".into()));
+            s.add("hand2", SecretValue::text("by hand again".into()));
         }
     });
     let o = run(&s, &shared, &c, "app/db").await;
@@ -429,7 +429,7 @@ async fn a_source_that_moves_during_replication_is_replicated_again() {
             "app/db".to_string(),
         );
         if let Some(sec) = w.secrets.get_mut(&key) {
-            sec.add("v2", SecretValue::String("two".into()));
+            sec.add("v2", SecretValue::text("two".into()));
         }
     });
     let o = run(&s, &fresh(), &c, "app/db").await;
@@ -459,7 +459,7 @@ async fn a_binary_source_with_transforms_fails_instead_of_corrupting() {
             arn: format!("arn:aws:secretsmanager:us-east-1:{OWN}:secret:bin-AbCdEf"),
             ..Secret::default()
         };
-        sec.add("v1", SecretValue::Binary(vec![0, 1, 2]));
+        sec.add("v1", SecretValue::bytes(vec![0, 1, 2]));
         w.secrets
             .insert((OWN.into(), "us-east-1".into(), "bin".into()), sec);
     }
@@ -546,7 +546,7 @@ async fn compare_mode_writes_nothing_when_the_copy_is_in_sync_and_repairs_drift(
     assert!(writes(&s.calls()).is_empty());
     // Hand-edited: rewritten.
     s.edit(OWN, "us-west-2", "dr/app/db", |d| {
-        d.add("hand", SecretValue::String("drift".into()))
+        d.add("hand", SecretValue::text("drift".into()))
     });
     let o = run_job(&s, &fresh(), &c, "app/db", Mode::Compare).await;
     assert_eq!(o[0].status, Status::Replicated, "{o:?}");
@@ -563,7 +563,7 @@ async fn compare_mode_leaves_an_equal_value_written_by_someone_else_alone() {
     s.seed("us-east-1", "app/db", "v1", "one");
     run_job(&s, &fresh(), &c, "app/db", Mode::Compare).await;
     s.edit(OWN, "us-west-2", "dr/app/db", |d| {
-        d.add("hand", SecretValue::String("one".into()))
+        d.add("hand", SecretValue::text("one".into()))
     });
     s.calls();
     let o = run_job(&s, &fresh(), &c, "app/db", Mode::Compare).await;
@@ -762,7 +762,7 @@ async fn the_destination_s_own_key_is_never_described_and_a_rekey_writes_a_new_v
     // The current value was written after UpdateSecret(KmsKeyId).
     let cur = d.current().unwrap();
     assert_eq!(cur.written_key.as_deref(), Some("alias/dr"));
-    assert_eq!(cur.value, SecretValue::String("one".into()));
+    assert_eq!(cur.value, SecretValue::text("one".into()));
     // UpdateSecret carried the key only; the value went through PutSecretValue.
     let update = calls
         .iter()
@@ -877,7 +877,7 @@ async fn a_stale_re_read_of_the_source_never_starts_another_round() {
     // v2 lands. Right after we write it, the source's reads lag behind: its description does
     // not list v2 yet and a value read would still answer v1.
     s.edit(OWN, "us-east-1", "app/db", |d| {
-        d.add("v2", SecretValue::String("two".into()))
+        d.add("v2", SecretValue::text("two".into()))
     });
     let before = s.secret(OWN, "us-east-1", "app/db").unwrap();
     s.after_next_write(move |w: &mut World| {
@@ -918,7 +918,7 @@ async fn a_read_behind_the_re_read_is_read_again_and_never_writes_the_older_valu
     s.after_next_write(|w: &mut World| {
         w.freeze_value(&source_key(), 2);
         if let Some(sec) = w.secrets.get_mut(&source_key()) {
-            sec.add("v2", SecretValue::String("two".into()));
+            sec.add("v2", SecretValue::text("two".into()));
         }
     });
     let o = run(&s, &fresh(), &c, "app/db").await;

@@ -256,7 +256,7 @@ impl MemoryStores {
     /// A secret of the own account gets `value` as a new current version `version`, created
     /// if needed.
     pub fn seed(&self, region: &str, name: &str, version: &str, value: &str) {
-        self.seed_value(region, name, version, SecretValue::String(value.into()));
+        self.seed_value(region, name, version, SecretValue::text(value.into()));
     }
 
     /// Like [`seed`](Self::seed), any value.
@@ -286,7 +286,7 @@ impl MemoryStores {
         self.secret(account, region, name)
             .and_then(|s| s.current().cloned())
             .map(|v| match v.value {
-                SecretValue::String(s) => s,
+                SecretValue::String(s) => secrecy::ExposeSecret::expose_secret(&s).to_string(),
                 SecretValue::Binary(_) => "<binary>".into(),
             })
     }

@@ -11,6 +11,7 @@ pub mod vars;
 
 use std::fmt;
 use std::sync::Arc;
+use zeroize::Zeroizing;
 
 pub use vars::{BUILTIN_VARS, LoadVars, Template, TemplateError, Vars};
 
@@ -240,19 +241,22 @@ impl Chain {
     /// Applies every transform in order. `Ok(None)` = output byte-identical to `input`.
     /// A changed output over [`MAX_VALUE_BYTES`] is [`ApplyError::TooLarge`].
     pub fn apply(&self, input: &str, vars: &Vars) -> Result<Option<String>, ApplyError> {
-        let mut current: Option<String> = None;
+        // Every intermediate value is wiped when the next step replaces it (or on an error).
+        let mut current: Option<Zeroizing<String>> = None;
         for t in &self.items {
-            let step = t.apply(current.as_deref().unwrap_or(input), vars)?;
+            let step = t.apply(current.as_deref().map_or(input, String::as_str), vars)?;
             if let Some(out) = step {
-                current = Some(out);
+                current = Some(Zeroizing::new(out));
             }
         }
         match current {
-            Some(out) if out == input => Ok(None),
+            Some(out) if out.as_str() == input => Ok(None),
             Some(out) if out.len() > MAX_VALUE_BYTES => {
                 Err(ApplyError::TooLarge { bytes: out.len() })
             }
-            other => Ok(other),
+            // Handed on by moving the buffer out: the caller wraps it as a secret.
+            Some(mut out) => Ok(Some(std::mem::take(&mut *out))),
+            None => Ok(None),
         }
     }
 }

@@ -9,7 +9,7 @@ const KEY_ARN: &str = "arn:aws:kms:us-west-2:222233334444:key/1234abcd-12ab-34cd
 const KEY_ID: &str = "1234abcd-12ab-34cd-56ef-1234567890ab";
 
 fn value() -> SecretValue {
-    SecretValue::String("v".into())
+    SecretValue::text("v".into())
 }
 
 fn key() -> KeyInfo {
@@ -110,7 +110,7 @@ impl Case {
         self
     }
     fn current(mut self, v: &str) -> Self {
-        self.current_value = Some(SecretValue::String(v.into()));
+        self.current_value = Some(SecretValue::text(v.into()));
         self
     }
     fn learned(mut self, l: Learned) -> Self {
