@@ -13,6 +13,7 @@ pub mod aws;
 pub mod cli;
 pub mod config;
 pub mod continuation;
+pub mod error;
 pub mod event;
 pub mod metrics;
 pub mod outcome;
