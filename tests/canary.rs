@@ -8,6 +8,8 @@
 
 mod common;
 
+use common::world::World;
+
 use common::app::*;
 use common::{Fault, FaultProxy, Match, Moto, Rule};
 use serde_json::{Value, json};
@@ -114,10 +116,9 @@ fn one_destination(name: &str, extra: Value) -> String {
 
 #[tokio::test]
 async fn the_binary_replicates_an_event_file_and_prints_the_document() {
-    let moto = Moto::start();
-    let east = sm(&moto.endpoint(), "us-east-1").await;
-    let west = sm(&moto.endpoint(), "us-west-2").await;
-    let source = seed_secret(&east, "app/db", "host=db.us-east-1.example.com").await;
+    let w = World::start().await;
+    let World { moto, west, .. } = &w;
+    let source = w.seed("app/db", "host=db.us-east-1.example.com").await;
     let config = one_destination(
         "dr/${SECRET_NAME}",
         json!({"transforms": [{"sed": "s/us-east-1/us-west-2/g"}]}),
@@ -142,7 +143,7 @@ async fn the_binary_replicates_an_event_file_and_prints_the_document() {
     assert_eq!(r["status"], "replicated", "{doc}");
     assert_eq!(r["destination"]["name"], "dr/app/db", "{doc}");
     assert_eq!(
-        current(&west, "dr/app/db").await.as_deref(),
+        current(west, "dr/app/db").await.as_deref(),
         Some("host=db.us-west-2.example.com")
     );
     // Debug logging is on: one line per destination outcome reaches stderr.

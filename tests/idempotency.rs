@@ -8,6 +8,7 @@ mod common;
 
 use common::Moto;
 use common::app::*;
+use common::world::World;
 use serde_json::{Value, json};
 
 fn west_copy() -> String {
@@ -23,18 +24,17 @@ fn put_event_for_version(source: &Seeded, version: &str) -> Value {
 
 #[tokio::test]
 async fn a_duplicate_event_writes_no_new_version() {
-    let moto = Moto::start();
-    let east = sm(&moto.endpoint(), "us-east-1").await;
-    let west = sm(&moto.endpoint(), "us-west-2").await;
-    let source = seed_secret(&east, "app/db", "v1").await;
-    let app = app_with(&west_copy(), &moto.endpoint()).await;
+    let w = World::start().await;
+    let World { west, .. } = &w;
+    let source = w.seed("app/db", "v1").await;
+    let app = w.app(&west_copy()).await;
     let event = put_event(&source);
 
     let first = ok(app.handle(&event).await);
     let second = ok(app.handle(&event).await);
 
-    assert_eq!(versions(&west, "app/db").await, 1);
-    assert_eq!(current(&west, "app/db").await.as_deref(), Some("v1"));
+    assert_eq!(versions(west, "app/db").await, 1);
+    assert_eq!(current(west, "app/db").await.as_deref(), Some("v1"));
     // Both name the same (deterministic) version.
     assert_eq!(only(&first)["versionId"], only(&second)["versionId"]);
     assert_eq!(only(&second)["status"], "replicated", "{second}");
@@ -42,86 +42,72 @@ async fn a_duplicate_event_writes_no_new_version() {
 
 #[tokio::test]
 async fn a_retried_invocation_in_a_fresh_container_writes_no_new_version() {
-    let moto = Moto::start();
-    let east = sm(&moto.endpoint(), "us-east-1").await;
-    let west = sm(&moto.endpoint(), "us-west-2").await;
-    let source = seed_secret(&east, "app/db", "v1").await;
-    put_value(&east, "app/db", "v2").await;
+    let w = World::start().await;
+    let World { east, west, .. } = &w;
+    let source = w.seed("app/db", "v1").await;
+    put_value(east, "app/db", "v2").await;
     let event = put_event(&source);
 
-    ok(app_with(&west_copy(), &moto.endpoint())
-        .await
-        .handle(&event)
-        .await);
+    ok(w.app(&west_copy()).await.handle(&event).await);
     // Lambda's async retry may land in another container: no shared memory, same token.
-    let retry = ok(app_with(&west_copy(), &moto.endpoint())
-        .await
-        .handle(&event)
-        .await);
+    let retry = ok(w.app(&west_copy()).await.handle(&event).await);
 
     assert_eq!(only(&retry)["status"], "replicated", "{retry}");
-    assert_eq!(versions(&west, "app/db").await, 1);
-    assert_eq!(current(&west, "app/db").await.as_deref(), Some("v2"));
-    assert_eq!(versions(&east, "app/db").await, 2);
+    assert_eq!(versions(west, "app/db").await, 1);
+    assert_eq!(current(west, "app/db").await.as_deref(), Some("v2"));
+    assert_eq!(versions(east, "app/db").await, 2);
 }
 
 #[tokio::test]
 async fn a_cross_account_duplicate_writes_no_new_version() {
-    let moto = Moto::start();
-    let east = sm(&moto.endpoint(), "us-east-1").await;
-    let source = seed_secret(&east, "app/db", "v1").await;
+    let w = World::start().await;
+    let World { moto, east, .. } = &w;
+    let source = w.seed("app/db", "v1").await;
     let config = json!({"rules": [{"destinations": [
         {"region": "us-east-1", "account_role_arn": DEST_ROLE, "external_id": EXTERNAL_ID}
     ]}]})
     .to_string();
     let event = put_event(&source);
-    ok(app_with(&config, &moto.endpoint())
-        .await
-        .handle(&event)
-        .await);
-    ok(app_with(&config, &moto.endpoint())
-        .await
-        .handle(&event)
-        .await);
+    ok(w.app(&config).await.handle(&event).await);
+    ok(w.app(&config).await.handle(&event).await);
 
     let dest = dest_client(&moto.endpoint(), DEST_ACCOUNT, "us-east-1").await;
     assert_eq!(versions(&dest, "app/db").await, 1);
     assert_eq!(current(&dest, "app/db").await.as_deref(), Some("v1"));
     // Same name, same region, other account: the source is untouched.
-    assert_eq!(versions(&east, "app/db").await, 1);
+    assert_eq!(versions(east, "app/db").await, 1);
 }
 
 #[tokio::test]
 async fn a_replication_stays_within_the_secrets_manager_call_budget() {
-    let moto = Moto::start();
-    let east = sm(&moto.endpoint(), "us-east-1").await;
-    let west = sm(&moto.endpoint(), "us-west-2").await;
-    let source = seed_secret(&east, "app/db", "v1").await;
-    let app = app_with(&west_copy(), &moto.endpoint()).await;
+    let w = World::start().await;
+    let World { moto, east, west } = &w;
+    let source = w.seed("app/db", "v1").await;
+    let app = w.app(&west_copy()).await;
     let event = put_event(&source);
 
     // First write to a new destination: read, ownership check, CreateSecret, re-read.
     moto.reset_calls();
     ok(app.handle(&event).await);
-    let first = sm_ops(&moto);
+    let first = sm_ops(moto);
 
     // Steady state: a new source value in a warm container.
-    put_value(&east, "app/db", "v2").await;
+    put_value(east, "app/db", "v2").await;
     moto.reset_calls();
     ok(app.handle(&event).await);
-    let steady = sm_ops(&moto);
+    let steady = sm_ops(moto);
 
     // A duplicate of that event.
     moto.reset_calls();
     ok(app.handle(&event).await);
-    let duplicate = sm_ops(&moto);
+    let duplicate = sm_ops(moto);
 
     // First write to an existing, owned destination from a fresh container.
-    put_value(&east, "app/db", "v3").await;
-    let fresh = app_with(&west_copy(), &moto.endpoint()).await;
+    put_value(east, "app/db", "v3").await;
+    let fresh = w.app(&west_copy()).await;
     moto.reset_calls();
     ok(fresh.handle(&event).await);
-    let cold = sm_ops(&moto);
+    let cold = sm_ops(moto);
 
     eprintln!(
         "call budget: first write to a new destination: {} {first:?}",
@@ -152,7 +138,7 @@ async fn a_replication_stays_within_the_secrets_manager_call_budget() {
             .any(|o| o == "PutSecretValue" || o == "TagResource"),
         "{first:?}"
     );
-    assert_eq!(current(&west, "app/db").await.as_deref(), Some("v3"));
+    assert_eq!(current(west, "app/db").await.as_deref(), Some("v3"));
     // The source is always read at AWSCURRENT, asked for explicitly (SPEC §5).
     let reads: Vec<_> = moto
         .calls()
@@ -176,49 +162,44 @@ async fn a_replication_stays_within_the_secrets_manager_call_budget() {
 
 #[tokio::test]
 async fn events_delivered_out_of_order_leave_the_destination_at_the_current_value() {
-    let moto = Moto::start();
-    let east = sm(&moto.endpoint(), "us-east-1").await;
-    let west = sm(&moto.endpoint(), "us-west-2").await;
-    let source = seed_secret(&east, "app/db", "v1").await;
-    let v2 = put_value(&east, "app/db", "v2").await;
-    let app = app_with(&west_copy(), &moto.endpoint()).await;
+    let w = World::start().await;
+    let World { east, west, .. } = &w;
+    let source = w.seed("app/db", "v1").await;
+    let v2 = put_value(east, "app/db", "v2").await;
+    let app = w.app(&west_copy()).await;
     let event_v1 = put_event_for_version(&source, &source.version);
     let event_v2 = put_event_for_version(&source, &v2);
 
     ok(app.handle(&event_v2).await);
-    assert_eq!(current(&west, "app/db").await.as_deref(), Some("v2"));
+    assert_eq!(current(west, "app/db").await.as_deref(), Some("v2"));
     ok(app.handle(&event_v1).await);
-    assert_eq!(current(&west, "app/db").await.as_deref(), Some("v2"));
-    assert_eq!(versions(&west, "app/db").await, 1);
+    assert_eq!(current(west, "app/db").await.as_deref(), Some("v2"));
+    assert_eq!(versions(west, "app/db").await, 1);
 }
 
 #[tokio::test]
 async fn a_late_event_for_an_older_version_does_not_roll_the_destination_back() {
-    let moto = Moto::start();
-    let east = sm(&moto.endpoint(), "us-east-1").await;
-    let west = sm(&moto.endpoint(), "us-west-2").await;
-    let source = seed_secret(&east, "app/db", "v1").await;
-    let app = app_with(&west_copy(), &moto.endpoint()).await;
+    let w = World::start().await;
+    let World { east, west, .. } = &w;
+    let source = w.seed("app/db", "v1").await;
+    let app = w.app(&west_copy()).await;
     ok(app
         .handle(&put_event_for_version(&source, &source.version))
         .await);
-    assert_eq!(current(&west, "app/db").await.as_deref(), Some("v1"));
+    assert_eq!(current(west, "app/db").await.as_deref(), Some("v1"));
 
-    let v2 = put_value(&east, "app/db", "v2").await;
-    let v3 = put_value(&east, "app/db", "v3").await;
+    let v2 = put_value(east, "app/db", "v2").await;
+    let v3 = put_value(east, "app/db", "v3").await;
     ok(app.handle(&put_event_for_version(&source, &v3)).await);
-    assert_eq!(current(&west, "app/db").await.as_deref(), Some("v3"));
+    assert_eq!(current(west, "app/db").await.as_deref(), Some("v3"));
     // The v2 event arrives last, from a fresh container too.
     let late = put_event_for_version(&source, &v2);
     ok(app.handle(&late).await);
-    ok(app_with(&west_copy(), &moto.endpoint())
-        .await
-        .handle(&late)
-        .await);
+    ok(w.app(&west_copy()).await.handle(&late).await);
 
-    assert_eq!(current(&west, "app/db").await.as_deref(), Some("v3"));
+    assert_eq!(current(west, "app/db").await.as_deref(), Some("v3"));
     assert_eq!(
-        versions(&west, "app/db").await,
+        versions(west, "app/db").await,
         2,
         "v1 and v3 were written, v2 never"
     );
@@ -226,39 +207,37 @@ async fn a_late_event_for_an_older_version_does_not_roll_the_destination_back() 
 
 #[tokio::test]
 async fn a_hand_edited_destination_is_repaired_by_the_next_event_for_the_unchanged_source() {
-    let moto = Moto::start();
-    let east = sm(&moto.endpoint(), "us-east-1").await;
-    let west = sm(&moto.endpoint(), "us-west-2").await;
-    let source = seed_secret(&east, "app/db", "v1").await;
-    let app = app_with(&west_copy(), &moto.endpoint()).await;
+    let w = World::start().await;
+    let World { west, .. } = &w;
+    let source = w.seed("app/db", "v1").await;
+    let app = w.app(&west_copy()).await;
     ok(app.handle(&put_event(&source)).await);
-    put_value(&west, "app/db", "edited by hand").await;
+    put_value(west, "app/db", "edited by hand").await;
 
     let doc = ok(app.handle(&put_event(&source)).await);
 
     let r = only(&doc);
     assert_eq!(r["status"], "replicated", "{doc}");
     assert_eq!(r["action"], "label", "{doc}");
-    assert_eq!(current(&west, "app/db").await.as_deref(), Some("v1"));
+    assert_eq!(current(west, "app/db").await.as_deref(), Some("v1"));
     // AWSCURRENT went back to the replicator's version; nothing new was written.
-    assert_eq!(versions(&west, "app/db").await, 2);
+    assert_eq!(versions(west, "app/db").await, 2);
     assert_eq!(
         r["versionId"],
-        current_version(&west, "app/db").await.as_str()
+        current_version(west, "app/db").await.as_str()
     );
 }
 
 #[tokio::test]
 async fn a_source_rollback_is_repaired_by_the_next_event() {
-    let moto = Moto::start();
-    let east = sm(&moto.endpoint(), "us-east-1").await;
-    let west = sm(&moto.endpoint(), "us-west-2").await;
-    let source = seed_secret(&east, "app/db", "v1").await;
-    let app = app_with(&west_copy(), &moto.endpoint()).await;
+    let w = World::start().await;
+    let World { east, west, .. } = &w;
+    let source = w.seed("app/db", "v1").await;
+    let app = w.app(&west_copy()).await;
     ok(app.handle(&put_event(&source)).await);
-    let v2 = put_value(&east, "app/db", "v2").await;
+    let v2 = put_value(east, "app/db", "v2").await;
     ok(app.handle(&put_event(&source)).await);
-    assert_eq!(current(&west, "app/db").await.as_deref(), Some("v2"));
+    assert_eq!(current(west, "app/db").await.as_deref(), Some("v2"));
 
     // Roll the source back: AWSCURRENT moves to v1 again.
     east.update_secret_version_stage()
@@ -269,7 +248,7 @@ async fn a_source_rollback_is_repaired_by_the_next_event() {
         .send()
         .await
         .expect("rollback");
-    assert_eq!(current(&east, "app/db").await.as_deref(), Some("v1"));
+    assert_eq!(current(east, "app/db").await.as_deref(), Some("v1"));
     let mut rollback = event(fixture::UPDATE_STAGE, &source);
     rollback["detail"]["requestParameters"]["moveToVersionId"] = json!(source.version);
     rollback["detail"]["requestParameters"]["removeFromVersionId"] = json!(v2);
@@ -278,16 +257,15 @@ async fn a_source_rollback_is_repaired_by_the_next_event() {
     let r = only(&doc);
     assert_eq!(r["status"], "replicated", "{doc}");
     assert_eq!(r["action"], "label", "{doc}");
-    assert_eq!(current(&west, "app/db").await.as_deref(), Some("v1"));
-    assert_eq!(versions(&west, "app/db").await, 2);
+    assert_eq!(current(west, "app/db").await.as_deref(), Some("v1"));
+    assert_eq!(versions(west, "app/db").await, 2);
 }
 
 #[tokio::test]
 async fn a_changed_transform_writes_a_new_version_for_an_unchanged_source() {
-    let moto = Moto::start();
-    let east = sm(&moto.endpoint(), "us-east-1").await;
-    let west = sm(&moto.endpoint(), "us-west-2").await;
-    let source = seed_secret(&east, "app/db", "env=ENV").await;
+    let w = World::start().await;
+    let World { west, .. } = &w;
+    let source = w.seed("app/db", "env=ENV").await;
     let with_env = |env: &str| {
         json!({"rules": [{"destinations": [{
             "region": "us-west-2",
@@ -297,27 +275,18 @@ async fn a_changed_transform_writes_a_new_version_for_an_unchanged_source() {
         .to_string()
     };
     let event = put_event(&source);
-    ok(app_with(&with_env("blue"), &moto.endpoint())
-        .await
-        .handle(&event)
-        .await);
-    assert_eq!(current(&west, "app/db").await.as_deref(), Some("env=blue"));
+    ok(w.app(&with_env("blue")).await.handle(&event).await);
+    assert_eq!(current(west, "app/db").await.as_deref(), Some("env=blue"));
 
     // A new deployment with another variable value: the same event rewrites the copy.
-    let doc = ok(app_with(&with_env("green"), &moto.endpoint())
-        .await
-        .handle(&event)
-        .await);
+    let doc = ok(w.app(&with_env("green")).await.handle(&event).await);
 
     assert_eq!(only(&doc)["status"], "replicated", "{doc}");
-    assert_eq!(current(&west, "app/db").await.as_deref(), Some("env=green"));
-    assert_eq!(versions(&west, "app/db").await, 2);
+    assert_eq!(current(west, "app/db").await.as_deref(), Some("env=green"));
+    assert_eq!(versions(west, "app/db").await, 2);
     // And replaying it again writes nothing new.
-    ok(app_with(&with_env("green"), &moto.endpoint())
-        .await
-        .handle(&event)
-        .await);
-    assert_eq!(versions(&west, "app/db").await, 2);
+    ok(w.app(&with_env("green")).await.handle(&event).await);
+    assert_eq!(versions(west, "app/db").await, 2);
 }
 
 #[tokio::test]
@@ -367,15 +336,11 @@ async fn concurrent_invocations_converge_on_the_source_current_value() {
 #[tokio::test]
 async fn a_token_already_used_with_another_value_is_resolved_with_a_fresh_token() {
     use aws_sdk_secretsmanager::types::Tag;
-    let moto = Moto::start();
-    let east = sm(&moto.endpoint(), "us-east-1").await;
-    let west = sm(&moto.endpoint(), "us-west-2").await;
-    let source = seed_secret(&east, "app/db", "v1").await;
+    let w = World::start().await;
+    let World { west, .. } = &w;
+    let source = w.seed("app/db", "v1").await;
     let event = put_event(&source);
-    let first = ok(app_with(&west_copy(), &moto.endpoint())
-        .await
-        .handle(&event)
-        .await);
+    let first = ok(w.app(&west_copy()).await.handle(&event).await);
     let token = only(&first)["versionId"].as_str().unwrap().to_string();
     // Recreate the (owned) destination with that token holding another value.
     west.delete_secret()
@@ -398,10 +363,7 @@ async fn a_token_already_used_with_another_value_is_resolved_with_a_fresh_token(
         .await
         .unwrap();
 
-    let doc = ok(app_with(&west_copy(), &moto.endpoint())
-        .await
-        .handle(&event)
-        .await);
+    let doc = ok(w.app(&west_copy()).await.handle(&event).await);
 
     let r = only(&doc);
     assert_eq!(r["status"], "replicated", "{doc}");
@@ -411,6 +373,6 @@ async fn a_token_already_used_with_another_value_is_resolved_with_a_fresh_token(
         secret_replicator::token::is_replicator_token(fresh),
         "{fresh}"
     );
-    assert_eq!(current(&west, "app/db").await.as_deref(), Some("v1"));
-    assert_eq!(current_version(&west, "app/db").await, fresh);
+    assert_eq!(current(west, "app/db").await.as_deref(), Some("v1"));
+    assert_eq!(current_version(west, "app/db").await, fresh);
 }

@@ -7,6 +7,8 @@
 
 mod common;
 
+use common::world::World;
+
 use aws_credential_types::Credentials;
 use aws_sdk_secretsmanager::Client as Sm;
 use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
@@ -108,10 +110,10 @@ const ADMIN: (&str, &str, Option<&str>) = (
 
 #[tokio::test]
 async fn after_moving_awscurrent_reads_without_a_stage_and_the_next_put_follow_the_label() {
-    let moto = Moto::start();
-    let east = sm(&moto.endpoint(), "us-east-1").await;
-    let a = seed_secret(&east, "app/db", "v1").await.version;
-    let b = put_value(&east, "app/db", "v2").await;
+    let w = World::start().await;
+    let World { east, .. } = &w;
+    let a = w.seed("app/db", "v1").await.version;
+    let b = put_value(east, "app/db", "v2").await;
     // A rollback: AWSCURRENT back to the first version.
     east.update_secret_version_stage()
         .secret_id("app/db")
@@ -127,8 +129,8 @@ async fn after_moving_awscurrent_reads_without_a_stage_and_the_next_put_follow_t
     assert_eq!(read.secret_string(), Some("v1"));
     assert_eq!(read.version_id(), Some(a.as_str()));
 
-    let c = put_value(&east, "app/db", "v3").await;
-    let l = labels(&east, "app/db").await;
+    let c = put_value(east, "app/db", "v3").await;
+    let l = labels(east, "app/db").await;
     assert_eq!(holding(&l, "AWSCURRENT"), [c.as_str()], "{l:?}");
     assert_eq!(holding(&l, "AWSPREVIOUS"), [a.as_str()], "{l:?}");
     let read = east.get_secret_value().secret_id("app/db").send().await;
@@ -154,13 +156,13 @@ async fn a_primary_secret_names_its_own_region_as_primary_region() {
 
 #[tokio::test]
 async fn a_version_without_labels_is_listed_only_with_include_deprecated() {
-    let moto = Moto::start();
-    let east = sm(&moto.endpoint(), "us-east-1").await;
-    let a = seed_secret(&east, "app/db", "v1").await.version;
-    let b = put_value(&east, "app/db", "v2").await;
-    let c = put_value(&east, "app/db", "v3").await; // a: no label left
+    let w = World::start().await;
+    let World { east, .. } = &w;
+    let a = w.seed("app/db", "v1").await.version;
+    let b = put_value(east, "app/db", "v2").await;
+    let c = put_value(east, "app/db", "v3").await; // a: no label left
 
-    let d = describe(&east, "app/db").await;
+    let d = describe(east, "app/db").await;
     let stages = d.version_ids_to_stages().expect("VersionIdsToStages");
     assert!(!stages.contains_key(&a), "{stages:?}");
     assert_eq!(stages[&b], ["AWSPREVIOUS"]);
@@ -172,7 +174,7 @@ async fn a_version_without_labels_is_listed_only_with_include_deprecated() {
     assert_eq!(listed.len(), 2, "{listed:?}");
     assert!(!listed.contains_key(&a), "{listed:?}");
 
-    let all = labels(&east, "app/db").await;
+    let all = labels(east, "app/db").await;
     assert!(all.iter().any(|(v, s)| *v == a && s.is_empty()), "{all:?}");
     let default = east
         .list_secret_version_ids()
@@ -193,11 +195,11 @@ async fn a_version_without_labels_is_listed_only_with_include_deprecated() {
 
 #[tokio::test]
 async fn a_secrets_manager_denial_is_a_json_access_denied_exception() {
-    let moto = Moto::start();
-    let east = sm(&moto.endpoint(), "us-east-1").await;
-    let s = seed_secret(&east, "app/db", "v1").await;
+    let w = World::start().await;
+    let World { moto, .. } = &w;
+    let s = w.seed("app/db", "v1").await;
     // The function's policy has no GetResourcePolicy.
-    let as_function = sm_as(&moto, "us-east-1", function_credentials()).await;
+    let as_function = sm_as(moto, "us-east-1", function_credentials()).await;
 
     let err = as_function
         .get_resource_policy()
@@ -208,7 +210,7 @@ async fn a_secrets_manager_denial_is_a_json_access_denied_exception() {
     assert_eq!(err.code(), Some("AccessDeniedException"), "{err:?}");
 
     let r = raw_sm(
-        &moto,
+        moto,
         FUNCTION,
         "GetResourcePolicy",
         r#"{"SecretId":"app/db"}"#,
@@ -535,10 +537,10 @@ async fn a_role_principal_matches_its_sessions_and_an_account_root_matches_that_
 
 #[tokio::test]
 async fn writes_to_a_secret_scheduled_for_deletion_are_invalid_requests() {
-    let moto = Moto::start();
-    let east = sm(&moto.endpoint(), "us-east-1").await;
-    let s = seed_secret(&east, "app/db", "v1").await;
-    let b = put_value(&east, "app/db", "v2").await;
+    let w = World::start().await;
+    let World { east, .. } = &w;
+    let s = w.seed("app/db", "v1").await;
+    let b = put_value(east, "app/db", "v2").await;
     east.delete_secret()
         .secret_id("app/db")
         .recovery_window_in_days(7)
@@ -623,8 +625,8 @@ async fn writes_to_a_secret_scheduled_for_deletion_are_invalid_requests() {
         .send()
         .await
         .unwrap();
-    assert_eq!(current(&east, "app/db").await.as_deref(), Some("v2"));
-    put_value(&east, "app/db", "v3").await;
+    assert_eq!(current(east, "app/db").await.as_deref(), Some("v2"));
+    put_value(east, "app/db", "v3").await;
 }
 
 // ---- enforcement reaches the product -----------------------------------------------------------
@@ -721,15 +723,15 @@ async fn a_destination_outside_the_scoped_pattern_is_denied_and_one_inside_is_wr
 
 #[tokio::test]
 async fn the_identities_survive_a_reset_and_enforcement_stays_on() {
-    let moto = Moto::start();
-    let east = sm(&moto.endpoint(), "us-east-1").await;
-    seed_secret(&east, "app/db", "v1").await;
+    let w = World::start().await;
+    let World { moto, east, .. } = &w;
+    w.seed("app/db", "v1").await;
     moto.reset();
 
     // Everything is gone but the identities: seeding, reading as the function, and a denial.
-    assert!(!exists(&east, "app/db").await);
-    seed_secret(&east, "app/db", "v2").await;
-    let as_function = sm_as(&moto, "us-east-1", function_credentials()).await;
+    assert!(!exists(east, "app/db").await);
+    w.seed("app/db", "v2").await;
+    let as_function = sm_as(moto, "us-east-1", function_credentials()).await;
     let read = as_function
         .get_secret_value()
         .secret_id("app/db")

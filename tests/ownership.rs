@@ -6,6 +6,8 @@
 
 mod common;
 
+use common::world::World;
+
 use aws_sdk_secretsmanager::types::Tag;
 use common::app::*;
 use common::{Fault, FaultProxy, Match, Moto, Rule};
@@ -20,12 +22,11 @@ fn west_copy(adopt: bool) -> String {
 
 #[tokio::test]
 async fn an_existing_destination_without_the_marker_is_not_written() {
-    let moto = Moto::start();
-    let east = sm(&moto.endpoint(), "us-east-1").await;
-    let west = sm(&moto.endpoint(), "us-west-2").await;
-    let source = seed_secret(&east, "app/db", "from the source").await;
-    seed_secret(&west, "app/db", "someone else's").await;
-    let app = app_with(&west_copy(false), &moto.endpoint()).await;
+    let w = World::start().await;
+    let World { moto, west, .. } = &w;
+    let source = w.seed("app/db", "from the source").await;
+    seed_secret(west, "app/db", "someone else's").await;
+    let app = w.app(&west_copy(false)).await;
     moto.reset_calls();
 
     let doc = failed(app.handle(&put_event(&source)).await);
@@ -38,50 +39,49 @@ async fn an_existing_destination_without_the_marker_is_not_written() {
         r["error"]["message"].as_str().unwrap().contains("adopt"),
         "{doc}"
     );
-    assert!(writes(&moto).is_empty(), "{:?}", writes(&moto));
+    assert!(writes(moto).is_empty(), "{:?}", writes(moto));
     assert_eq!(
-        current(&west, "app/db").await.as_deref(),
+        current(west, "app/db").await.as_deref(),
         Some("someone else's")
     );
-    assert_eq!(versions(&west, "app/db").await, 1);
-    assert_eq!(tag(&describe(&west, "app/db").await, MARKER), None);
+    assert_eq!(versions(west, "app/db").await, 1);
+    assert_eq!(tag(&describe(west, "app/db").await, MARKER), None);
 }
 
 #[tokio::test]
 async fn adopt_takes_over_an_existing_destination_and_tags_it() {
-    let moto = Moto::start();
-    let east = sm(&moto.endpoint(), "us-east-1").await;
-    let west = sm(&moto.endpoint(), "us-west-2").await;
-    let source = seed_secret(&east, "app/db", "from the source").await;
-    seed_secret(&west, "app/db", "someone else's").await;
-    let app = app_with(&west_copy(true), &moto.endpoint()).await;
+    let w = World::start().await;
+    let World { east, west, .. } = &w;
+    let source = w.seed("app/db", "from the source").await;
+    seed_secret(west, "app/db", "someone else's").await;
+    let app = w.app(&west_copy(true)).await;
 
     let doc = ok(app.handle(&put_event(&source)).await);
 
     assert_eq!(only(&doc)["status"], "replicated", "{doc}");
     assert_eq!(
-        current(&west, "app/db").await.as_deref(),
+        current(west, "app/db").await.as_deref(),
         Some("from the source")
     );
-    let d = describe(&west, "app/db").await;
+    let d = describe(west, "app/db").await;
     assert_eq!(tag(&d, MARKER), Some(marker_of("us-east-1", "app/db")));
 
     // Once adopted it is owned: a fresh container without `adopt` writes it too.
-    put_value(&east, "app/db", "v2").await;
-    let doc = ok(app_with(&west_copy(false), &moto.endpoint())
+    put_value(east, "app/db", "v2").await;
+    let doc = ok(w
+        .app(&west_copy(false))
         .await
         .handle(&put_event(&source))
         .await);
     assert_eq!(only(&doc)["status"], "replicated", "{doc}");
-    assert_eq!(current(&west, "app/db").await.as_deref(), Some("v2"));
+    assert_eq!(current(west, "app/db").await.as_deref(), Some("v2"));
 }
 
 #[tokio::test]
 async fn a_destination_whose_marker_names_another_source_is_never_written() {
-    let moto = Moto::start();
-    let east = sm(&moto.endpoint(), "us-east-1").await;
-    let west = sm(&moto.endpoint(), "us-west-2").await;
-    let source = seed_secret(&east, "app/db", "from the source").await;
+    let w = World::start().await;
+    let World { moto, west, .. } = &w;
+    let source = w.seed("app/db", "from the source").await;
     west.create_secret()
         .name("app/db")
         .secret_string("replica of another secret")
@@ -96,33 +96,28 @@ async fn a_destination_whose_marker_names_another_source_is_never_written() {
         .unwrap();
 
     for adopt in [false, true] {
-        let app = app_with(&west_copy(adopt), &moto.endpoint()).await;
+        let app = w.app(&west_copy(adopt)).await;
         moto.reset_calls();
         let doc = failed(app.handle(&put_event(&source)).await);
         assert_error(only(&doc), "DestinationConflict", 409, "permanent");
-        assert!(
-            writes(&moto).is_empty(),
-            "adopt {adopt}: {:?}",
-            writes(&moto)
-        );
+        assert!(writes(moto).is_empty(), "adopt {adopt}: {:?}", writes(moto));
     }
     assert_eq!(
-        current(&west, "app/db").await.as_deref(),
+        current(west, "app/db").await.as_deref(),
         Some("replica of another secret")
     );
     assert_eq!(
-        tag(&describe(&west, "app/db").await, MARKER),
+        tag(&describe(west, "app/db").await, MARKER),
         Some(marker_of("us-east-1", "app/other"))
     );
 }
 
 #[tokio::test]
 async fn an_owned_destination_scheduled_for_deletion_is_restored_and_written() {
-    let moto = Moto::start();
-    let east = sm(&moto.endpoint(), "us-east-1").await;
-    let west = sm(&moto.endpoint(), "us-west-2").await;
-    let source = seed_secret(&east, "app/db", "v1").await;
-    ok(app_with(&west_copy(false), &moto.endpoint())
+    let w = World::start().await;
+    let World { moto, east, west } = &w;
+    let source = w.seed("app/db", "v1").await;
+    ok(w.app(&west_copy(false))
         .await
         .handle(&put_event(&source))
         .await);
@@ -132,41 +127,40 @@ async fn an_owned_destination_scheduled_for_deletion_is_restored_and_written() {
         .send()
         .await
         .unwrap();
-    assert!(describe(&west, "app/db").await.deleted_date().is_some());
-    put_value(&east, "app/db", "v2").await;
+    assert!(describe(west, "app/db").await.deleted_date().is_some());
+    put_value(east, "app/db", "v2").await;
 
-    let app = app_with(&west_copy(false), &moto.endpoint()).await;
+    let app = w.app(&west_copy(false)).await;
     moto.reset_calls();
     let doc = ok(app.handle(&put_event(&source)).await);
 
     assert_eq!(only(&doc)["status"], "restored", "{doc}");
     assert_eq!(only(&doc)["action"], "restore", "{doc}");
     assert_eq!(moto.count("RestoreSecret"), 1);
-    assert!(describe(&west, "app/db").await.deleted_date().is_none());
-    assert_eq!(current(&west, "app/db").await.as_deref(), Some("v2"));
+    assert!(describe(west, "app/db").await.deleted_date().is_none());
+    assert_eq!(current(west, "app/db").await.as_deref(), Some("v2"));
 }
 
 #[tokio::test]
 async fn an_unowned_destination_scheduled_for_deletion_is_not_restored() {
-    let moto = Moto::start();
-    let east = sm(&moto.endpoint(), "us-east-1").await;
-    let west = sm(&moto.endpoint(), "us-west-2").await;
-    let source = seed_secret(&east, "app/db", "v1").await;
-    seed_secret(&west, "app/db", "theirs").await;
+    let w = World::start().await;
+    let World { moto, west, .. } = &w;
+    let source = w.seed("app/db", "v1").await;
+    seed_secret(west, "app/db", "theirs").await;
     west.delete_secret()
         .secret_id("app/db")
         .recovery_window_in_days(7)
         .send()
         .await
         .unwrap();
-    let app = app_with(&west_copy(false), &moto.endpoint()).await;
+    let app = w.app(&west_copy(false)).await;
     moto.reset_calls();
 
     let doc = failed(app.handle(&put_event(&source)).await);
 
     assert_error(only(&doc), "DestinationConflict", 409, "permanent");
-    assert!(writes(&moto).is_empty(), "{:?}", writes(&moto));
-    assert!(describe(&west, "app/db").await.deleted_date().is_some());
+    assert!(writes(moto).is_empty(), "{:?}", writes(moto));
+    assert!(describe(west, "app/db").await.deleted_date().is_some());
 }
 
 #[tokio::test]
@@ -215,11 +209,10 @@ async fn an_owned_destination_deleted_while_the_container_is_warm_is_restored_wh
 
 #[tokio::test]
 async fn a_fresh_container_refuses_a_destination_that_someone_else_recreated() {
-    let moto = Moto::start();
-    let east = sm(&moto.endpoint(), "us-east-1").await;
-    let west = sm(&moto.endpoint(), "us-west-2").await;
-    let source = seed_secret(&east, "app/db", "v1").await;
-    let app = app_with(&west_copy(false), &moto.endpoint()).await;
+    let w = World::start().await;
+    let World { east, west, .. } = &w;
+    let source = w.seed("app/db", "v1").await;
+    let app = w.app(&west_copy(false)).await;
     ok(app.handle(&put_event(&source)).await);
     // Deleted for good, then someone else creates a secret of that name.
     west.delete_secret()
@@ -228,17 +221,17 @@ async fn a_fresh_container_refuses_a_destination_that_someone_else_recreated() {
         .send()
         .await
         .unwrap();
-    seed_secret(&west, "app/db", "someone else's").await;
-    put_value(&east, "app/db", "v2").await;
+    seed_secret(west, "app/db", "someone else's").await;
+    put_value(east, "app/db", "v2").await;
 
     // The ownership check runs once per warm container: the next write cannot know. A fresh
     // container checks again and refuses.
-    let fresh = app_with(&west_copy(false), &moto.endpoint()).await;
+    let fresh = w.app(&west_copy(false)).await;
     let doc = failed(fresh.handle(&put_event(&source)).await);
 
     assert_error(only(&doc), "DestinationConflict", 409, "permanent");
     assert_eq!(
-        current(&west, "app/db").await.as_deref(),
+        current(west, "app/db").await.as_deref(),
         Some("someone else's")
     );
 }

@@ -8,6 +8,7 @@ mod common;
 
 use common::Moto;
 use common::app::*;
+use common::world::World;
 use secret_replicator::settings::{Env, Settings};
 use secret_replicator::token::is_replicator_token;
 use serde_json::{Value, json};
@@ -17,16 +18,15 @@ const VALUE: &str = r#"{"host":"db.us-east-1.example.com","env":"prod-east","por
 #[tokio::test]
 async fn a_secret_is_copied_under_a_new_name_in_its_region_and_under_its_own_name_in_another_region()
  {
-    let moto = Moto::start();
-    let east = sm(&moto.endpoint(), "us-east-1").await;
-    let west = sm(&moto.endpoint(), "us-west-2").await;
-    let source = seed_secret(&east, "app/db", VALUE).await;
+    let w = World::start().await;
+    let World { east, west, .. } = &w;
+    let source = w.seed("app/db", VALUE).await;
     let config = json!({"rules": [{"match": ["app/**"], "destinations": [
         {"name": "copy/${SECRET_NAME}"},
         {"region": "us-west-2"}
     ]}]})
     .to_string();
-    let app = app_with(&config, &moto.endpoint()).await;
+    let app = w.app(&config).await;
 
     let doc = ok(app.handle(&put_event(&source)).await);
 
@@ -65,15 +65,15 @@ async fn a_secret_is_copied_under_a_new_name_in_its_region_and_under_its_own_nam
         );
     }
     // The source itself is untouched.
-    assert_eq!(versions(&east, "app/db").await, 1);
-    assert_eq!(current(&east, "app/db").await.as_deref(), Some(VALUE));
+    assert_eq!(versions(east, "app/db").await, 1);
+    assert_eq!(current(east, "app/db").await.as_deref(), Some(VALUE));
 }
 
 #[tokio::test]
 async fn a_cross_account_copy_is_written_with_the_assumed_role_into_the_destination_account_only() {
-    let moto = Moto::start();
-    let east = sm(&moto.endpoint(), "us-east-1").await;
-    let source = seed_secret(&east, "app/db", VALUE).await;
+    let w = World::start().await;
+    let World { moto, .. } = &w;
+    let source = w.seed("app/db", VALUE).await;
     let config = json!({"rules": [{"match": ["app/**"], "destinations": [{
         "region": "eu-west-1",
         "account_role_arn": DEST_ROLE,
@@ -81,7 +81,7 @@ async fn a_cross_account_copy_is_written_with_the_assumed_role_into_the_destinat
         "name": "xacct/${SECRET_NAME}"
     }]}]})
     .to_string();
-    let app = app_with(&config, &moto.endpoint()).await;
+    let app = w.app(&config).await;
     moto.reset_calls();
 
     let doc = ok(app.handle(&put_event(&source)).await);
@@ -142,17 +142,17 @@ async fn a_cross_account_copy_is_written_with_the_assumed_role_into_the_destinat
 
 #[tokio::test]
 async fn a_second_event_reuses_the_assumed_role_session() {
-    let moto = Moto::start();
-    let east = sm(&moto.endpoint(), "us-east-1").await;
-    let source = seed_secret(&east, "app/db", "v1").await;
+    let w = World::start().await;
+    let World { moto, east, .. } = &w;
+    let source = w.seed("app/db", "v1").await;
     let config = json!({"rules": [{"destinations": [
         {"region": "us-west-2", "account_role_arn": DEST_ROLE, "external_id": EXTERNAL_ID},
         {"region": "eu-west-1", "account_role_arn": DEST_ROLE, "external_id": EXTERNAL_ID}
     ]}]})
     .to_string();
-    let app = app_with(&config, &moto.endpoint()).await;
+    let app = w.app(&config).await;
     ok(app.handle(&put_event(&source)).await);
-    put_value(&east, "app/db", "v2").await;
+    put_value(east, "app/db", "v2").await;
     ok(app.handle(&put_event(&source)).await);
 
     // One session for both regions and both invocations (counted before the test assumes the
@@ -170,18 +170,17 @@ async fn a_second_event_reuses_the_assumed_role_session() {
 
 #[tokio::test]
 async fn a_binary_secret_is_replicated_byte_for_byte() {
-    let moto = Moto::start();
-    let east = sm(&moto.endpoint(), "us-east-1").await;
-    let west = sm(&moto.endpoint(), "us-west-2").await;
+    let w = World::start().await;
+    let World { east, west, .. } = &w;
     // Every byte value, including ones that are not valid UTF-8 on their own.
     let bytes: Vec<u8> = (0..=255u8).chain([0xff, 0xfe, 0x00, 0xc3, 0x28]).collect();
-    let source = seed_binary(&east, "app/cert", &bytes).await;
+    let source = seed_binary(east, "app/cert", &bytes).await;
     let config = json!({"rules": [{"destinations": [
         {"region": "us-west-2"},
         {"region": "us-west-2", "name": "sed/${SECRET_NAME}", "transforms": [{"sed": "s/a/b/"}]}
     ]}]})
     .to_string();
-    let app = app_with(&config, &moto.endpoint()).await;
+    let app = w.app(&config).await;
 
     let doc = failed(app.handle(&put_event(&source)).await);
 
@@ -190,21 +189,20 @@ async fn a_binary_secret_is_replicated_byte_for_byte() {
         "replicated",
         "{doc}"
     );
-    assert_eq!(current_binary(&west, "app/cert").await, bytes);
+    assert_eq!(current_binary(west, "app/cert").await, bytes);
     // A transform on a binary secret is an error, not silent corruption.
     let r = result_for(&doc, "sed/app/cert");
     assert_error(r, "TransformFailed", 422, "permanent");
-    assert!(!exists(&west, "sed/app/cert").await);
+    assert!(!exists(west, "sed/app/cert").await);
     assert_eq!(doc["statusCode"], 207);
 }
 
 #[tokio::test]
 async fn each_destination_gets_its_own_transforms_and_variables() {
-    let moto = Moto::start();
-    let east = sm(&moto.endpoint(), "us-east-1").await;
-    let west = sm(&moto.endpoint(), "us-west-2").await;
+    let w = World::start().await;
+    let World { moto, east, west } = &w;
     let eu = sm(&moto.endpoint(), "eu-west-1").await;
-    let source = seed_secret(&east, "app/db", VALUE).await;
+    let source = w.seed("app/db", VALUE).await;
     let config = json!({"rules": [{"match": ["app/**"], "destinations": [
         {
             "region": "us-west-2",
@@ -223,14 +221,14 @@ async fn each_destination_gets_its_own_transforms_and_variables() {
         }
     ]}]})
     .to_string();
-    let app = app_with(&config, &moto.endpoint()).await;
+    let app = w.app(&config).await;
 
     let doc = ok(app.handle(&put_event(&source)).await);
 
     assert_eq!(doc["statusCode"], 200, "{doc}");
     // sed keeps the text as it was, apart from the substitutions.
     assert_eq!(
-        current(&west, "sed/app/db").await.as_deref(),
+        current(west, "sed/app/db").await.as_deref(),
         Some(r#"{"host":"db.us-west-2.example.com","env":"prod-west","port":5432}"#)
     );
     // The mapping keeps key order and number spelling.
@@ -238,16 +236,15 @@ async fn each_destination_gets_its_own_transforms_and_variables() {
         current(&eu, "json/app/db").await.as_deref(),
         Some(r#"{"host":"db.eu-west-1.internal.example","env":"dr","port":5432}"#)
     );
-    assert_eq!(current(&east, "app/db").await.as_deref(), Some(VALUE));
+    assert_eq!(current(east, "app/db").await.as_deref(), Some(VALUE));
 }
 
 #[tokio::test]
 async fn a_bundled_sed_file_rewrites_the_copy() {
-    let moto = Moto::start();
-    let east = sm(&moto.endpoint(), "us-east-1").await;
-    let west = sm(&moto.endpoint(), "us-west-2").await;
+    let w = World::start().await;
+    let World { east, west, .. } = &w;
     let source = seed_secret(
-        &east,
+        east,
         "app/url",
         "postgres://db.us-east-1.rds.amazonaws.com/app",
     )
@@ -258,11 +255,11 @@ async fn a_bundled_sed_file_rewrites_the_copy() {
         "transforms": ["sedfiles/us-east-1-to-us-west-2.sed"]
     }]}]})
     .to_string();
-    let app = app_with(&config, &moto.endpoint()).await;
+    let app = w.app(&config).await;
 
     ok(app.handle(&put_event(&source)).await);
 
-    let copy = current(&west, "app/url").await.expect("copied");
+    let copy = current(west, "app/url").await.expect("copied");
     assert!(copy.contains("us-west-2"), "{copy}");
     assert!(!copy.contains("us-east-1"), "{copy}");
 }
@@ -301,17 +298,16 @@ async fn key_of(
 
 #[tokio::test]
 async fn a_new_destination_is_encrypted_with_the_configured_key() {
-    let moto = Moto::start();
-    let east = sm(&moto.endpoint(), "us-east-1").await;
-    let west = sm(&moto.endpoint(), "us-west-2").await;
+    let w = World::start().await;
+    let World { moto, west, .. } = &w;
     let kms_west = kms(&moto.endpoint(), "us-west-2").await;
     let key = key_with_alias(&kms_west, "alias/dr-secrets").await;
-    let source = seed_secret(&east, "app/db", "v1").await;
+    let source = w.seed("app/db", "v1").await;
     let config = json!({"rules": [{"destinations": [
         {"region": "us-west-2", "kms_key_id": "alias/dr-secrets"}
     ]}]})
     .to_string();
-    let app = app_with(&config, &moto.endpoint()).await;
+    let app = w.app(&config).await;
     moto.reset_calls();
 
     let doc = ok(app.handle(&put_event(&source)).await);
@@ -333,42 +329,35 @@ async fn a_new_destination_is_encrypted_with_the_configured_key() {
     assert!(body["Description"].is_string(), "{body}");
     assert!(body["SecretString"].is_string(), "{body}");
     assert_eq!(body["Tags"][0]["Key"], MARKER, "{body}");
-    assert_eq!(key_of(&west, &kms_west, "app/db").await, key);
-    assert_eq!(current(&west, "app/db").await.as_deref(), Some("v1"));
+    assert_eq!(key_of(west, &kms_west, "app/db").await, key);
+    assert_eq!(current(west, "app/db").await.as_deref(), Some("v1"));
 }
 
 #[tokio::test]
 async fn a_destination_on_the_default_key_is_moved_to_a_newly_configured_key() {
-    let moto = Moto::start();
-    let east = sm(&moto.endpoint(), "us-east-1").await;
-    let west = sm(&moto.endpoint(), "us-west-2").await;
+    let w = World::start().await;
+    let World { moto, west, .. } = &w;
     let kms_west = kms(&moto.endpoint(), "us-west-2").await;
     let key = key_with_alias(&kms_west, "alias/dr-secrets").await;
-    let source = seed_secret(&east, "app/db", "v1").await;
+    let source = w.seed("app/db", "v1").await;
     let without_key = json!({"rules": [{"destinations": [{"region": "us-west-2"}]}]}).to_string();
-    ok(app_with(&without_key, &moto.endpoint())
-        .await
-        .handle(&put_event(&source))
-        .await);
-    assert!(describe(&west, "app/db").await.kms_key_id().is_none());
+    ok(w.app(&without_key).await.handle(&put_event(&source)).await);
+    assert!(describe(west, "app/db").await.kms_key_id().is_none());
 
     let with_key = json!({"rules": [{"destinations": [
         {"region": "us-west-2", "kms_key_id": "alias/dr-secrets"}
     ]}]})
     .to_string();
     moto.reset_calls();
-    ok(app_with(&with_key, &moto.endpoint())
-        .await
-        .handle(&put_event(&source))
-        .await);
+    ok(w.app(&with_key).await.handle(&put_event(&source)).await);
 
     assert_eq!(moto.count("UpdateSecret"), 1);
-    assert_eq!(key_of(&west, &kms_west, "app/db").await, key);
+    assert_eq!(key_of(west, &kms_west, "app/db").await, key);
     // SPEC §8: AWS keeps existing versions decryptable with the old key; a new version makes
     // the current value readable with the configured key alone. UpdateSecret carried no value.
-    assert_eq!(versions(&west, "app/db").await, 2);
-    assert_eq!(current(&west, "app/db").await.as_deref(), Some("v1"));
-    assert_update_secret_carries_only_the_key(&moto);
+    assert_eq!(versions(west, "app/db").await, 2);
+    assert_eq!(current(west, "app/db").await.as_deref(), Some("v1"));
+    assert_update_secret_carries_only_the_key(moto);
 }
 
 /// Every UpdateSecret the function sent carried a KmsKeyId and no value.
@@ -389,42 +378,41 @@ fn assert_update_secret_carries_only_the_key(moto: &Moto) {
 
 #[tokio::test]
 async fn changing_the_configured_key_moves_the_existing_destination_to_the_new_key() {
-    let moto = Moto::start();
-    let east = sm(&moto.endpoint(), "us-east-1").await;
-    let west = sm(&moto.endpoint(), "us-west-2").await;
+    let w = World::start().await;
+    let World { moto, west, .. } = &w;
     let kms_west = kms(&moto.endpoint(), "us-west-2").await;
     let old_key = key_with_alias(&kms_west, "alias/old").await;
     let new_key = key_with_alias(&kms_west, "alias/new").await;
-    let source = seed_secret(&east, "app/db", "v1").await;
+    let source = w.seed("app/db", "v1").await;
     let with_key = |key: &str| {
         json!({"rules": [{"destinations": [{"region": "us-west-2", "kms_key_id": key}]}]})
             .to_string()
     };
-    let first = app_with(&with_key("alias/old"), &moto.endpoint()).await;
+    let first = w.app(&with_key("alias/old")).await;
     ok(first.handle(&put_event(&source)).await);
-    assert_eq!(key_of(&west, &kms_west, "app/db").await, old_key);
+    assert_eq!(key_of(west, &kms_west, "app/db").await, old_key);
 
     // A new deployment (a fresh container) with another key, named by its ARN this time.
-    let second = app_with(&with_key(&new_key), &moto.endpoint()).await;
+    let second = w.app(&with_key(&new_key)).await;
     moto.reset_calls();
     let doc = ok(second.handle(&put_event(&source)).await);
 
     assert_eq!(only(&doc)["status"], "replicated", "{doc}");
-    assert_eq!(key_of(&west, &kms_west, "app/db").await, new_key);
+    assert_eq!(key_of(west, &kms_west, "app/db").await, new_key);
     assert_eq!(moto.count("UpdateSecret"), 1);
-    assert_update_secret_carries_only_the_key(&moto);
+    assert_update_secret_carries_only_the_key(moto);
     // SPEC §8: re-keying writes a new version (the same value) after UpdateSecret(KmsKeyId).
-    assert_eq!(versions(&west, "app/db").await, 2);
-    assert_eq!(current(&west, "app/db").await.as_deref(), Some("v1"));
+    assert_eq!(versions(west, "app/db").await, 2);
+    assert_eq!(current(west, "app/db").await.as_deref(), Some("v1"));
 
     // Warm container: the key is not checked again. Fresh container with the same key (given as
     // an alias): resolved to the same ARN, nothing to fix.
     moto.reset_calls();
     ok(second.handle(&put_event(&source)).await);
-    let third = app_with(&with_key("alias/new"), &moto.endpoint()).await;
+    let third = w.app(&with_key("alias/new")).await;
     ok(third.handle(&put_event(&source)).await);
     assert_eq!(moto.count("UpdateSecret"), 0);
-    assert_eq!(key_of(&west, &kms_west, "app/db").await, new_key);
+    assert_eq!(key_of(west, &kms_west, "app/db").await, new_key);
 }
 
 #[tokio::test]
@@ -457,9 +445,9 @@ async fn a_destination_without_a_region_is_written_in_the_region_of_the_event_so
 
 #[tokio::test]
 async fn built_in_variables_name_both_ends_and_variable_values_are_data_not_syntax() {
-    let moto = Moto::start();
-    let east = sm(&moto.endpoint(), "us-east-1").await;
-    let source = seed_secret(&east, "app/db", "ACCOUNT REGION NAME FROM a.b axb").await;
+    let w = World::start().await;
+    let World { moto, .. } = &w;
+    let source = w.seed("app/db", "ACCOUNT REGION NAME FROM a.b axb").await;
     let config = json!({"rules": [{"destinations": [{
         "region": "eu-west-1",
         "account_role_arn": DEST_ROLE,
@@ -472,7 +460,7 @@ async fn built_in_variables_name_both_ends_and_variable_values_are_data_not_synt
         "variables": {"DOT": "a.b", "AMP": "&\\1"}
     }]}]})
     .to_string();
-    let app = app_with(&config, &moto.endpoint()).await;
+    let app = w.app(&config).await;
 
     let doc = ok(app.handle(&put_event(&source)).await);
 
@@ -491,18 +479,14 @@ async fn built_in_variables_name_both_ends_and_variable_values_are_data_not_synt
 #[tokio::test]
 async fn a_secret_with_a_very_long_name_is_owned_through_a_hashed_marker() {
     use sha2::{Digest, Sha256};
-    let moto = Moto::start();
-    let east = sm(&moto.endpoint(), "us-east-1").await;
-    let west = sm(&moto.endpoint(), "us-west-2").await;
+    let w = World::start().await;
+    let World { east, west, .. } = &w;
     let name = format!("app/{}", "n".repeat(296));
-    let source = seed_secret(&east, &name, "v1").await;
+    let source = w.seed(&name, "v1").await;
     let config = json!({"rules": [{"destinations": [{"region": "us-west-2"}]}]}).to_string();
-    ok(app_with(&config, &moto.endpoint())
-        .await
-        .handle(&put_event(&source))
-        .await);
+    ok(w.app(&config).await.handle(&put_event(&source)).await);
 
-    let marker = tag(&describe(&west, &name).await, MARKER).expect("marker");
+    let marker = tag(&describe(west, &name).await, MARKER).expect("marker");
     let full = marker_of("us-east-1", &name);
     let digest: String = Sha256::digest(full.as_bytes())
         .iter()
@@ -510,22 +494,18 @@ async fn a_secret_with_a_very_long_name_is_owned_through_a_hashed_marker() {
         .collect();
     assert_eq!(marker, digest);
     // A fresh container recognises it as its own.
-    put_value(&east, &name, "v2").await;
-    let doc = ok(app_with(&config, &moto.endpoint())
-        .await
-        .handle(&put_event(&source))
-        .await);
+    put_value(east, &name, "v2").await;
+    let doc = ok(w.app(&config).await.handle(&put_event(&source)).await);
     assert_eq!(only(&doc)["status"], "replicated", "{doc}");
-    assert_eq!(current(&west, &name).await.as_deref(), Some("v2"));
+    assert_eq!(current(west, &name).await.as_deref(), Some("v2"));
 }
 
 #[tokio::test]
 async fn the_single_destination_shorthand_replicates_like_the_document() {
-    let moto = Moto::start();
-    let east = sm(&moto.endpoint(), "us-east-1").await;
-    let west = sm(&moto.endpoint(), "us-west-2").await;
-    let source = seed_secret(&east, "app/url", "https://api.us-east-1.example.com").await;
-    let other = seed_secret(&east, "other/url", "https://x.us-east-1.example.com").await;
+    let w = World::start().await;
+    let World { moto, west, .. } = &w;
+    let source = w.seed("app/url", "https://api.us-east-1.example.com").await;
+    let other = w.seed("other/url", "https://x.us-east-1.example.com").await;
     let env = Env::from_pairs([
         ("AWS_REGION", "us-east-1"),
         ("DEST_REGION", "us-west-2"),
@@ -540,21 +520,20 @@ async fn the_single_destination_shorthand_replicates_like_the_document() {
     let skipped = ok(app.handle(&put_event(&other)).await);
 
     assert_eq!(
-        current(&west, "dr/app/url").await.as_deref(),
+        current(west, "dr/app/url").await.as_deref(),
         Some("https://api.us-west-2.example.com")
     );
     assert_eq!(only(&skipped)["reason"], "no_matching_rule", "{skipped}");
-    assert!(!exists(&west, "dr/other/url").await);
+    assert!(!exists(west, "dr/other/url").await);
 }
 
 #[tokio::test]
 async fn the_shorthand_accepts_an_inline_sed_transform_among_its_references() {
     // SPEC §2: TRANSFORMS is a comma-separated list of transform references (§3), and a
     // reference may be inline `{"sed": "..."}`.
-    let moto = Moto::start();
-    let east = sm(&moto.endpoint(), "us-east-1").await;
-    let west = sm(&moto.endpoint(), "us-west-2").await;
-    let source = seed_secret(&east, "app/url", "https://api.us-east-1.example.com").await;
+    let w = World::start().await;
+    let World { moto, west, .. } = &w;
+    let source = w.seed("app/url", "https://api.us-east-1.example.com").await;
     let env = Env::from_pairs([
         ("AWS_REGION", "us-east-1"),
         ("DEST_REGION", "us-west-2"),
@@ -569,7 +548,7 @@ async fn the_shorthand_accepts_an_inline_sed_transform_among_its_references() {
     ok(app.handle(&put_event(&source)).await);
 
     assert_eq!(
-        current(&west, "app/url").await.as_deref(),
+        current(west, "app/url").await.as_deref(),
         Some("https://api-dr.us-west-2.example.com")
     );
 }

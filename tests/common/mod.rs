@@ -12,6 +12,7 @@ pub mod policies;
 pub mod proxy;
 pub mod runtime;
 pub mod sigv4;
+pub mod world;
 
 // Re-exports for the tests; not every test uses every one.
 #[allow(unused_imports)]
