@@ -12,6 +12,7 @@ mod common;
 use aws_sdk_secretsmanager::Client as Sm;
 use common::Moto;
 use common::app::*;
+use common::world::World;
 use secret_replicator::app::{App, Failure};
 use secret_replicator::aws::AwsStores;
 use serde_json::{Value, json};
@@ -185,10 +186,13 @@ fn moto_errors(moto: &Moto) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn all_backfills_200_existing_secrets_and_a_second_run_writes_nothing() {
-    let moto = Moto::start();
+    let w = World::start().await;
+    let World {
+        moto,
+        east,
+        west: west_sm,
+    } = &w;
     let ep = moto.endpoint();
-    let east = sm(&ep, "us-east-1").await;
-    let west_sm = sm(&ep, "us-west-2").await;
     let eu = sm(&ep, "eu-west-1").await;
     let config = json!({"rules": [
         {"name": "apps", "match": ["app/**"], "destinations": [
@@ -215,19 +219,19 @@ async fn all_backfills_200_existing_secrets_and_a_second_run_writes_nothing() {
             format!("postgres://cluster-{i:03}.us-east-1.rds.amazonaws.com:5432/db?pw=x{i}"),
         ));
     }
-    let seeded = seed_many(&east, &wanted).await;
+    let seeded = seed_many(east, &wanted).await;
     // Not sources: no rule matches; a replica (marker tag) whose name a rule matches; a secret
     // scheduled for deletion.
-    seed_secret(&east, "other/thing", "not matched").await;
+    seed_secret(east, "other/thing", "not matched").await;
     seed_tagged(
-        &east,
+        east,
         "app/replica-from-elsewhere",
         "a copy",
         None,
         &[(MARKER, "999999999999:eu-central-1:app/x")],
     )
     .await;
-    seed_secret(&east, "app/doomed", "going away").await;
+    seed_secret(east, "app/doomed", "going away").await;
     east.delete_secret()
         .secret_id("app/doomed")
         .recovery_window_in_days(7)
@@ -275,9 +279,9 @@ async fn all_backfills_200_existing_secrets_and_a_second_run_writes_nothing() {
     assert_eq!(creates.len(), 400, "destinations created");
     let retried: usize = creates.values().map(|n| n - 1).sum();
     assert!(
-        retried <= moto_errors(&moto),
+        retried <= moto_errors(moto),
         "{retried} CreateSecret calls repeated, {} moto errors: {:?}",
-        moto_errors(&moto),
+        moto_errors(moto),
         creates.iter().filter(|(_, n)| **n > 1).collect::<Vec<_>>()
     );
     if retried > 0 {
@@ -301,14 +305,14 @@ async fn all_backfills_200_existing_secrets_and_a_second_run_writes_nothing() {
     }
 
     // Every destination exists.
-    let mut west_names = list_names(&west_sm).await;
+    let mut west_names = list_names(west_sm).await;
     west_names.sort();
     let want_west: Vec<String> = (0..100).map(|i| format!("app/svc-{i:03}")).collect();
     assert_eq!(west_names, want_west);
     let eu_names = list_names(&eu).await;
     assert_eq!(eu_names.len(), 100);
     assert!(eu_names.iter().all(|n| n.starts_with("dr/db/cluster-")));
-    let east_names = list_names(&east).await;
+    let east_names = list_names(east).await;
     let copies = east_names
         .iter()
         .filter(|n| n.starts_with("copy/app/svc-"))
@@ -320,7 +324,7 @@ async fn all_backfills_200_existing_secrets_and_a_second_run_writes_nothing() {
     assert_eq!((copies, backups), (100, 100));
     assert!(!east_names.iter().any(|n| n.starts_with("copy/app/replica")));
     assert!(
-        !list_names(&west_sm)
+        !list_names(west_sm)
             .await
             .iter()
             .any(|n| n.contains("doomed"))
@@ -331,12 +335,12 @@ async fn all_backfills_200_existing_secrets_and_a_second_run_writes_nothing() {
         let (app_name, app_value) = &wanted[2 * i];
         let (db_name, db_value) = &wanted[2 * i + 1];
         assert_eq!(
-            current(&west_sm, app_name).await,
+            current(west_sm, app_name).await,
             Some(west(app_value)),
             "{app_name}"
         );
         assert_eq!(
-            current(&east, &format!("copy/{app_name}")).await.as_ref(),
+            current(east, &format!("copy/{app_name}")).await.as_ref(),
             Some(app_value)
         );
         assert_eq!(
@@ -344,11 +348,11 @@ async fn all_backfills_200_existing_secrets_and_a_second_run_writes_nothing() {
             Some(db_value.replace("us-east-1", "eu-west-1"))
         );
         assert_eq!(
-            current(&east, &format!("backup/{db_name}")).await.as_ref(),
+            current(east, &format!("backup/{db_name}")).await.as_ref(),
             Some(db_value)
         );
         assert_eq!(
-            tag(&describe(&west_sm, app_name).await, MARKER),
+            tag(&describe(west_sm, app_name).await, MARKER),
             Some(marker_of(REGION, app_name))
         );
     }
@@ -408,7 +412,7 @@ async fn all_backfills_200_existing_secrets_and_a_second_run_writes_nothing() {
         calls.len() as f64 / 200.0
     );
     // Versions: each copy has exactly the one version it was created with.
-    assert_eq!(versions(&west_sm, "app/svc-007").await, 1);
+    assert_eq!(versions(west_sm, "app/svc-007").await, 1);
     assert_eq!(versions(&eu, "dr/db/cluster-007").await, 1);
 }
 
@@ -416,24 +420,27 @@ async fn all_backfills_200_existing_secrets_and_a_second_run_writes_nothing() {
 
 #[tokio::test]
 async fn all_repairs_a_hand_edited_copy_and_a_missed_event_and_leaves_the_rest_alone() {
-    let moto = Moto::start();
+    let w = World::start().await;
+    let World {
+        moto,
+        east,
+        west: west_sm,
+    } = &w;
     let ep = moto.endpoint();
-    let east = sm(&ep, "us-east-1").await;
-    let west_sm = sm(&ep, "us-west-2").await;
-    let edited = seed_secret(&east, "app/edited", "db.us-east-1.example.com").await;
-    let missed = seed_secret(&east, "app/missed", "cache.us-east-1.example.com").await;
-    let untouched = seed_secret(&east, "app/untouched", "mq.us-east-1.example.com").await;
-    let gone = seed_secret(&east, "app/gone", "s3.us-east-1.example.com").await;
+    let edited = seed_secret(east, "app/edited", "db.us-east-1.example.com").await;
+    let missed = seed_secret(east, "app/missed", "cache.us-east-1.example.com").await;
+    let untouched = seed_secret(east, "app/untouched", "mq.us-east-1.example.com").await;
+    let gone = seed_secret(east, "app/gone", "s3.us-east-1.example.com").await;
     let app = app_with(&west_copy(), &ep).await;
     ok(app.handle(&manual_all()).await);
     assert_eq!(
-        current(&west_sm, "app/edited").await.as_deref(),
+        current(west_sm, "app/edited").await.as_deref(),
         Some("db.us-west-2.example.com")
     );
 
     // By hand, no event reaches the function: the copy is edited; the source changes.
-    put_value(&west_sm, "app/edited", "tampered").await;
-    put_value(&east, "app/missed", "cache2.us-east-1.example.com").await;
+    put_value(west_sm, "app/edited", "tampered").await;
+    put_value(east, "app/missed", "cache2.us-east-1.example.com").await;
     west_sm
         .delete_secret()
         .secret_id("app/gone")
@@ -441,7 +448,7 @@ async fn all_repairs_a_hand_edited_copy_and_a_missed_event_and_leaves_the_rest_a
         .send()
         .await
         .unwrap();
-    let untouched_versions = versions(&west_sm, "app/untouched").await;
+    let untouched_versions = versions(west_sm, "app/untouched").await;
     moto.reset_calls();
 
     let doc = ok(app.handle(&manual_all()).await);
@@ -472,28 +479,25 @@ async fn all_repairs_a_hand_edited_copy_and_a_missed_event_and_leaves_the_rest_a
     assert_eq!(doc["summary"]["replicated"], 3, "{doc}");
 
     assert_eq!(
-        current(&west_sm, "app/edited").await.as_deref(),
+        current(west_sm, "app/edited").await.as_deref(),
         Some("db.us-west-2.example.com")
     );
     assert_eq!(
-        current(&west_sm, "app/missed").await.as_deref(),
+        current(west_sm, "app/missed").await.as_deref(),
         Some("cache2.us-west-2.example.com")
     );
     assert_eq!(
-        current(&west_sm, "app/untouched").await.as_deref(),
+        current(west_sm, "app/untouched").await.as_deref(),
         Some("mq.us-west-2.example.com")
     );
     assert_eq!(
-        current(&west_sm, "app/gone").await.as_deref(),
+        current(west_sm, "app/gone").await.as_deref(),
         Some("s3.us-west-2.example.com")
     );
     // The edited copy got its replicated version back as AWSCURRENT (no new version needed).
-    assert!(versions(&west_sm, "app/edited").await <= 3);
-    assert_eq!(
-        versions(&west_sm, "app/untouched").await,
-        untouched_versions
-    );
-    let writes = write_calls(&moto);
+    assert!(versions(west_sm, "app/edited").await <= 3);
+    assert_eq!(versions(west_sm, "app/untouched").await, untouched_versions);
+    let writes = write_calls(moto);
     assert!(!writes.is_empty());
     for w in &writes {
         assert!(
@@ -511,7 +515,7 @@ async fn all_repairs_a_hand_edited_copy_and_a_missed_event_and_leaves_the_rest_a
     // Now everything is in line: the next run writes nothing.
     moto.reset_calls();
     let doc = ok(app.handle(&manual_all()).await);
-    assert!(write_calls(&moto).is_empty(), "{doc}");
+    assert!(write_calls(moto).is_empty(), "{doc}");
     assert_eq!(statuses(&doc), BTreeMap::new(), "{doc}");
     assert_eq!(doc["summary"], json!({"unchanged": 4}));
 }
@@ -543,25 +547,28 @@ fn assert_no_value_or_hash(doc: &Value, values: &[&str]) {
 
 #[tokio::test]
 async fn dry_runs_report_the_plan_and_change_nothing() {
-    let moto = Moto::start();
+    let w = World::start().await;
+    let World {
+        moto,
+        east,
+        west: west_sm,
+    } = &w;
     let ep = moto.endpoint();
-    let east = sm(&ep, "us-east-1").await;
-    let west_sm = sm(&ep, "us-west-2").await;
     let config = json!({"rules": [{"match": ["app/**"], "destinations": [
         {"region": "us-west-2", "transforms": [{"sed": "s/-primary/-replica-west/g"}]}
     ]}]})
     .to_string();
-    let fresh = seed_secret(&east, "app/fresh", "host=db-primary;pw=s3cr3t-fresh").await;
-    let same = seed_secret(&east, "app/same", "host=cache-primary;pw=s3cr3t-same").await;
-    let drift = seed_secret(&east, "app/drift", "host=mq-primary;pw=s3cr3t-drift").await;
+    let fresh = seed_secret(east, "app/fresh", "host=db-primary;pw=s3cr3t-fresh").await;
+    let same = seed_secret(east, "app/same", "host=cache-primary;pw=s3cr3t-same").await;
+    let drift = seed_secret(east, "app/drift", "host=mq-primary;pw=s3cr3t-drift").await;
     let app = app_with(&config, &ep).await;
     ok(app.handle(&manual("app/same")).await);
     ok(app.handle(&manual("app/drift")).await);
-    put_value(&west_sm, "app/drift", "edited by hand").await;
+    put_value(west_sm, "app/drift", "edited by hand").await;
     let before = (
-        versions(&east, "app/fresh").await,
-        versions(&west_sm, "app/same").await,
-        versions(&west_sm, "app/drift").await,
+        versions(east, "app/fresh").await,
+        versions(west_sm, "app/same").await,
+        versions(west_sm, "app/drift").await,
     );
     moto.reset_calls();
 
@@ -569,7 +576,7 @@ async fn dry_runs_report_the_plan_and_change_nothing() {
         .handle(&json!({"source": "manual", "all": true, "dryRun": true}))
         .await);
 
-    assert!(write_calls(&moto).is_empty(), "{:?}", write_calls(&moto));
+    assert!(write_calls(moto).is_empty(), "{:?}", write_calls(moto));
     assert_eq!(doc["statusCode"], 200, "{doc}");
     assert_eq!(doc["results"].as_array().unwrap().len(), 3, "{doc}");
     let size = |v: &str| v.replace("-primary", "-replica-west").len();
@@ -607,18 +614,18 @@ async fn dry_runs_report_the_plan_and_change_nothing() {
     assert_eq!(only(&doc)["status"], "planned", "{doc}");
     assert_eq!(only(&doc)["wouldChange"], false, "{doc}");
 
-    assert!(write_calls(&moto).is_empty(), "{:?}", write_calls(&moto));
-    assert!(!exists(&west_sm, "app/fresh").await);
+    assert!(write_calls(moto).is_empty(), "{:?}", write_calls(moto));
+    assert!(!exists(west_sm, "app/fresh").await);
     assert_eq!(
         (
-            versions(&east, "app/fresh").await,
-            versions(&west_sm, "app/same").await,
-            versions(&west_sm, "app/drift").await,
+            versions(east, "app/fresh").await,
+            versions(west_sm, "app/same").await,
+            versions(west_sm, "app/drift").await,
         ),
         before
     );
     assert_eq!(
-        current(&west_sm, "app/drift").await.as_deref(),
+        current(west_sm, "app/drift").await.as_deref(),
         Some("edited by hand")
     );
 }
@@ -640,12 +647,15 @@ fn deletion_config() -> String {
 
 #[tokio::test]
 async fn a_deleted_source_schedules_only_owned_copies_that_follow_deletes() {
-    let moto = Moto::start();
+    let w = World::start().await;
+    let World {
+        moto,
+        east,
+        west: west_sm,
+    } = &w;
     let ep = moto.endpoint();
-    let east = sm(&ep, "us-east-1").await;
-    let west_sm = sm(&ep, "us-west-2").await;
-    let source = seed_secret(&east, "app/db", "db.us-east-1.internal").await;
-    seed_secret(&west_sm, "foreign/app/db", "someone else's").await;
+    let source = seed_secret(east, "app/db", "db.us-east-1.internal").await;
+    seed_secret(west_sm, "foreign/app/db", "someone else's").await;
     let app = app_with(&deletion_config(), &ep).await;
     let doc = ok(app.handle(&manual("app/db")).await);
     assert_eq!(result_for(&doc, "app/db")["status"], "replicated", "{doc}");
@@ -669,7 +679,7 @@ async fn a_deleted_source_schedules_only_owned_copies_that_follow_deletes() {
         .send()
         .await
         .unwrap();
-    let source_deleted_in = deleted_in(&describe(&east, "app/db").await).expect("scheduled");
+    let source_deleted_in = deleted_in(&describe(east, "app/db").await).expect("scheduled");
     moto.reset_calls();
 
     let doc = ok(app.handle(&delete_event_in(&source, 10)).await);
@@ -696,20 +706,20 @@ async fn a_deleted_source_schedules_only_owned_copies_that_follow_deletes() {
         );
     }
 
-    let copy_deleted_in = deleted_in(&describe(&west_sm, "app/db").await)
-        .expect("the copy is scheduled for deletion");
+    let copy_deleted_in =
+        deleted_in(&describe(west_sm, "app/db").await).expect("the copy is scheduled for deletion");
     assert!(
         (copy_deleted_in - source_deleted_in).abs() < DAY,
         "the copy's window ({copy_deleted_in} s) is the source's remaining window ({source_deleted_in} s)"
     );
     for live in ["keep/app/db", "handoff/app/db", "foreign/app/db"] {
-        assert_eq!(deleted_in(&describe(&west_sm, live).await), None, "{live}");
+        assert_eq!(deleted_in(&describe(west_sm, live).await), None, "{live}");
     }
     assert_eq!(
-        current(&west_sm, "foreign/app/db").await.as_deref(),
+        current(west_sm, "foreign/app/db").await.as_deref(),
         Some("someone else's")
     );
-    let writes = write_calls(&moto);
+    let writes = write_calls(moto);
     assert_eq!(writes.len(), 1, "{writes:?}");
     assert_eq!(writes[0].operation, "DeleteSecret");
     assert_eq!(writes[0].region.as_deref(), Some("us-west-2"));
@@ -725,21 +735,24 @@ async fn a_deleted_source_schedules_only_owned_copies_that_follow_deletes() {
     // The same event again (EventBridge delivers at least once): nothing more to do.
     moto.reset_calls();
     let doc = ok(app.handle(&delete_event(&source)).await);
-    assert!(write_calls(&moto).is_empty(), "{doc}");
+    assert!(write_calls(moto).is_empty(), "{doc}");
     assert_ne!(result_for(&doc, "app/db")["status"], "failed", "{doc}");
 }
 
 #[tokio::test]
 async fn a_forced_source_delete_still_gives_the_copy_a_recovery_window() {
-    let moto = Moto::start();
+    let w = World::start().await;
+    let World {
+        moto,
+        east,
+        west: west_sm,
+    } = &w;
     let ep = moto.endpoint();
-    let east = sm(&ep, "us-east-1").await;
-    let west_sm = sm(&ep, "us-west-2").await;
     let config = json!({"rules": [{"match": ["app/**"], "destinations": [
         {"region": "us-west-2", "delete_with_source": true}
     ]}]})
     .to_string();
-    let source = seed_secret(&east, "app/db", "v1").await;
+    let source = seed_secret(east, "app/db", "v1").await;
     let app = app_with(&config, &ep).await;
     ok(app.handle(&manual("app/db")).await);
     east.delete_secret()
@@ -748,7 +761,7 @@ async fn a_forced_source_delete_still_gives_the_copy_a_recovery_window() {
         .send()
         .await
         .unwrap();
-    assert!(!exists(&east, "app/db").await);
+    assert!(!exists(east, "app/db").await);
     let mut e = delete_event(&source);
     e["detail"]["requestParameters"] =
         json!({"secretId": "app/db", "forceDeleteWithoutRecovery": true});
@@ -759,12 +772,12 @@ async fn a_forced_source_delete_still_gives_the_copy_a_recovery_window() {
     let r = only(&doc);
     assert_eq!(r["status"], "deleted", "{doc}");
     assert!(
-        exists(&west_sm, "app/db").await,
+        exists(west_sm, "app/db").await,
         "the copy was deleted outright"
     );
-    let left = deleted_in(&describe(&west_sm, "app/db").await).expect("scheduled for deletion");
+    let left = deleted_in(&describe(west_sm, "app/db").await).expect("scheduled for deletion");
     assert!((6 * DAY..=7 * DAY + 60).contains(&left), "{left} s");
-    let writes = write_calls(&moto);
+    let writes = write_calls(moto);
     assert_eq!(writes.len(), 1, "{writes:?}");
     let body: Value = serde_json::from_str(&writes[0].body).unwrap();
     assert_eq!(body["RecoveryWindowInDays"], 7, "{body}");
@@ -786,10 +799,12 @@ struct Followed {
 }
 
 async fn followed() -> Followed {
-    let moto = Moto::start();
+    let World {
+        moto,
+        east,
+        west: west_sm,
+    } = World::start().await;
     let ep = moto.endpoint();
-    let east = sm(&ep, "us-east-1").await;
-    let west_sm = sm(&ep, "us-west-2").await;
     let source = seed_secret(&east, "app/db", "v1.us-east-1").await;
     let app = app_with(&follow_deletes(), &ep).await;
     ok(app.handle(&manual("app/db")).await);
@@ -1022,12 +1037,15 @@ fn metadata_config() -> String {
 
 #[tokio::test]
 async fn tags_and_description_follow_the_source_and_the_marker_survives() {
-    let moto = Moto::start();
+    let w = World::start().await;
+    let World {
+        moto,
+        east,
+        west: west_sm,
+    } = &w;
     let ep = moto.endpoint();
-    let east = sm(&ep, "us-east-1").await;
-    let west_sm = sm(&ep, "us-west-2").await;
     let source = seed_tagged(
-        &east,
+        east,
         "app/db",
         "v1",
         Some("Payments database"),
@@ -1044,13 +1062,13 @@ async fn tags_and_description_follow_the_source_and_the_marker_survives() {
     // Create: user tags and description copied; aws:* never.
     let doc = ok(app.handle(&event(fixture::CREATE, &source)).await);
     assert_eq!(result_for(&doc, "app/db")["action"], "create", "{doc}");
-    let d = describe(&west_sm, "app/db").await;
+    let d = describe(west_sm, "app/db").await;
     let mut want = pairs(&[("team", "payments"), ("env", "prod")]);
     want.push(marker.clone());
     want.sort();
     assert_eq!(tags_of(&d), want);
     assert_eq!(d.description(), Some("Payments database"));
-    let plain = describe(&west_sm, "plain/app/db").await;
+    let plain = describe(west_sm, "plain/app/db").await;
     assert_eq!(tags_of(&plain), vec![marker.clone()]);
     assert_ne!(plain.description(), Some("Payments database"));
 
@@ -1094,12 +1112,12 @@ async fn tags_and_description_follow_the_source_and_the_marker_survives() {
     let mut want = pairs(&[("team", "platform"), ("env", "prod"), ("owner", "alice")]);
     want.push(marker.clone());
     want.sort();
-    assert_eq!(tags_of(&describe(&west_sm, "app/db").await), want);
+    assert_eq!(tags_of(&describe(west_sm, "app/db").await), want);
     assert_eq!(
-        tags_of(&describe(&west_sm, "plain/app/db").await),
+        tags_of(&describe(west_sm, "plain/app/db").await),
         vec![marker.clone()]
     );
-    let writes = write_calls(&moto);
+    let writes = write_calls(moto);
     assert!(
         writes
             .iter()
@@ -1107,7 +1125,7 @@ async fn tags_and_description_follow_the_source_and_the_marker_survives() {
         "{writes:?}"
     );
     // The value was not rewritten.
-    assert_eq!(versions(&west_sm, "app/db").await, 1);
+    assert_eq!(versions(west_sm, "app/db").await, 1);
 
     // UntagResource: the tag goes; the marker stays.
     east.untag_resource()
@@ -1121,13 +1139,13 @@ async fn tags_and_description_follow_the_source_and_the_marker_survives() {
     let mut want = pairs(&[("team", "platform"), ("owner", "alice")]);
     want.push(marker.clone());
     want.sort();
-    assert_eq!(tags_of(&describe(&west_sm, "app/db").await), want);
+    assert_eq!(tags_of(&describe(west_sm, "app/db").await), want);
 
     // An UntagResource naming the marker key itself (on the source) never removes ours.
     let doc = ok(app.handle(&untag_event(&source, &[MARKER])).await);
     assert_ne!(result_for(&doc, "app/db")["status"], "failed", "{doc}");
     assert_eq!(
-        tag(&describe(&west_sm, "app/db").await, MARKER),
+        tag(&describe(west_sm, "app/db").await, MARKER),
         Some(marker.1.clone())
     );
 
@@ -1149,33 +1167,36 @@ async fn tags_and_description_follow_the_source_and_the_marker_survives() {
     assert_eq!(r["status"], "replicated", "{doc}");
     eprintln!("UpdateSecret (description only) -> {r}");
     assert_eq!(
-        versions(&west_sm, "app/db").await,
+        versions(west_sm, "app/db").await,
         1,
         "no new version for a description"
     );
     assert_eq!(
-        describe(&west_sm, "app/db").await.description(),
+        describe(west_sm, "app/db").await.description(),
         Some("Payments database (v2 schema)"),
         "UpdateSecret's new description did not reach the copy: {doc}"
     );
     assert_ne!(
-        describe(&west_sm, "plain/app/db").await.description(),
+        describe(west_sm, "plain/app/db").await.description(),
         Some("Payments database (v2 schema)")
     );
-    let d = describe(&west_sm, "app/db").await;
+    let d = describe(west_sm, "app/db").await;
     assert_eq!(tag(&d, MARKER), Some(marker.1.clone()));
     assert!(!tags_of(&d).iter().any(|(k, _)| k.starts_with("aws:")));
-    assert_eq!(current(&west_sm, "app/db").await.as_deref(), Some("v1"));
+    assert_eq!(current(west_sm, "app/db").await.as_deref(), Some("v1"));
 }
 
 #[tokio::test]
 async fn all_brings_tags_and_description_in_line() {
-    let moto = Moto::start();
+    let w = World::start().await;
+    let World {
+        moto,
+        east,
+        west: west_sm,
+    } = &w;
     let ep = moto.endpoint();
-    let east = sm(&ep, "us-east-1").await;
-    let west_sm = sm(&ep, "us-west-2").await;
     seed_tagged(
-        &east,
+        east,
         "app/db",
         "v1",
         Some("first"),
@@ -1241,38 +1262,41 @@ async fn all_brings_tags_and_description_in_line() {
     );
     // The copy without metadata sync is in line: counted, not listed (SPEC §6).
     assert_eq!(doc["summary"]["unchanged"], 1, "{doc}");
-    let d = describe(&west_sm, "app/db").await;
+    let d = describe(west_sm, "app/db").await;
     let mut want = pairs(&[("team", "payments"), ("cost-center", "42")]);
     want.push(marker.clone());
     want.sort();
     assert_eq!(tags_of(&d), want);
     assert_eq!(d.description(), Some("second"));
-    assert_eq!(versions(&west_sm, "app/db").await, 1);
+    assert_eq!(versions(west_sm, "app/db").await, 1);
     assert!(
-        write_calls(&moto)
+        write_calls(moto)
             .iter()
             .all(|w| !body_names(&w.body, "plain/app/db")),
         "{:?}",
-        write_calls(&moto)
+        write_calls(moto)
     );
 
     moto.reset_calls();
     let doc = ok(app.handle(&manual_all()).await);
-    assert!(write_calls(&moto).is_empty(), "{doc}");
+    assert!(write_calls(moto).is_empty(), "{doc}");
     assert_eq!(statuses(&doc), BTreeMap::new(), "{doc}");
     assert_eq!(doc["summary"], json!({"unchanged": 2}));
 }
 
 #[tokio::test]
 async fn without_copy_tags_a_tag_event_changes_nothing() {
-    let moto = Moto::start();
+    let w = World::start().await;
+    let World {
+        moto,
+        east,
+        west: west_sm,
+    } = &w;
     let ep = moto.endpoint();
-    let east = sm(&ep, "us-east-1").await;
-    let west_sm = sm(&ep, "us-west-2").await;
-    let source = seed_tagged(&east, "app/db", "v1", None, &[("team", "payments")]).await;
+    let source = seed_tagged(east, "app/db", "v1", None, &[("team", "payments")]).await;
     let app = app_with(&west_copy(), &ep).await;
     ok(app.handle(&manual("app/db")).await);
-    let before = tags_of(&describe(&west_sm, "app/db").await);
+    let before = tags_of(&describe(west_sm, "app/db").await);
     assert_eq!(
         before,
         vec![(MARKER.to_string(), marker_of(REGION, "app/db"))]
@@ -1298,24 +1322,27 @@ async fn without_copy_tags_a_tag_event_changes_nothing() {
         (Some("skipped"), Some("tag_sync_off")),
         "{doc}"
     );
-    assert!(write_calls(&moto).is_empty(), "{:?}", write_calls(&moto));
-    assert_eq!(tags_of(&describe(&west_sm, "app/db").await), before);
+    assert!(write_calls(moto).is_empty(), "{:?}", write_calls(moto));
+    assert_eq!(tags_of(&describe(west_sm, "app/db").await), before);
 }
 
 #[tokio::test]
 async fn a_tag_event_for_a_copy_that_does_not_exist_is_skipped_with_a_reason() {
-    let moto = Moto::start();
+    let w = World::start().await;
+    let World {
+        moto,
+        east,
+        west: west_sm,
+    } = &w;
     let ep = moto.endpoint();
-    let east = sm(&ep, "us-east-1").await;
-    let west_sm = sm(&ep, "us-west-2").await;
-    let source = seed_tagged(&east, "app/db", "v1", None, &[("team", "payments")]).await;
+    let source = seed_tagged(east, "app/db", "v1", None, &[("team", "payments")]).await;
     let app = app_with(&metadata_config(), &ep).await;
     moto.reset_calls();
 
     let doc = ok(app.handle(&tag_event(&source, &[("owner", "alice")])).await);
 
-    assert!(write_calls(&moto).is_empty(), "{:?}", write_calls(&moto));
-    assert!(!exists(&west_sm, "app/db").await);
+    assert!(write_calls(moto).is_empty(), "{:?}", write_calls(moto));
+    assert!(!exists(west_sm, "app/db").await);
     // SPEC §7: `skipped` always carries a `reason`.
     let r = result_for(&doc, "app/db");
     assert_eq!(
@@ -1330,14 +1357,17 @@ async fn a_tag_event_for_a_copy_that_does_not_exist_is_skipped_with_a_reason() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn all_stops_before_its_deadline_and_the_next_run_finishes() {
     const N: usize = 60;
-    let moto = Moto::start();
+    let w = World::start().await;
+    let World {
+        moto,
+        east,
+        west: west_sm,
+    } = &w;
     let ep = moto.endpoint();
-    let east = sm(&ep, "us-east-1").await;
-    let west_sm = sm(&ep, "us-west-2").await;
     let wanted: Vec<(String, String)> = (0..N)
         .map(|i| (format!("app/s-{i:03}"), format!("value {i} in us-east-1")))
         .collect();
-    let seeded = seed_many(&east, &wanted).await;
+    let seeded = seed_many(east, &wanted).await;
     let app = app_with(&west_copy(), &ep).await;
     moto.reset_calls();
 
@@ -1363,7 +1393,7 @@ async fn all_stops_before_its_deadline_and_the_next_run_finishes() {
     assert_eq!(done + remaining.len(), N, "{doc}");
     let calls = moto.calls();
     for name in &remaining {
-        assert!(!exists(&west_sm, name).await, "{name} was written");
+        assert!(!exists(west_sm, name).await, "{name} was written");
         for c in &calls {
             assert!(
                 !body_names(&c.body, name),
@@ -1381,7 +1411,7 @@ async fn all_stops_before_its_deadline_and_the_next_run_finishes() {
     moto.reset_calls();
     let doc = ok(app.handle(&manual_all()).await);
     assert_eq!(doc["remaining"], json!([]));
-    let mut created: Vec<String> = write_calls(&moto)
+    let mut created: Vec<String> = write_calls(moto)
         .into_iter()
         .filter(|c| c.operation == "CreateSecret")
         .map(|c| serde_json::from_str::<Value>(&c.body).unwrap()["Name"].to_string())
@@ -1394,13 +1424,13 @@ async fn all_stops_before_its_deadline_and_the_next_run_finishes() {
         created, want_created,
         "the next run creates exactly the rest"
     );
-    let mut names = list_names(&west_sm).await;
+    let mut names = list_names(west_sm).await;
     names.sort();
     let want: Vec<String> = seeded.iter().map(|s| s.name.clone()).collect();
     assert_eq!(names, want);
     for s in seeded.iter().step_by(13) {
         assert_eq!(
-            current(&west_sm, &s.name).await,
+            current(west_sm, &s.name).await,
             Some(west(&wanted[s.name[6..].parse::<usize>().unwrap()].1))
         );
     }
@@ -1410,13 +1440,16 @@ async fn all_stops_before_its_deadline_and_the_next_run_finishes() {
 
 #[tokio::test]
 async fn fail_on_error_turns_a_failed_all_run_into_an_error() {
-    let moto = Moto::start();
+    let w = World::start().await;
+    let World {
+        moto,
+        east,
+        west: west_sm,
+    } = &w;
     let ep = moto.endpoint();
-    let east = sm(&ep, "us-east-1").await;
-    let west_sm = sm(&ep, "us-west-2").await;
-    seed_secret(&east, "app/good", "g.us-east-1").await;
-    let bad = seed_secret(&east, "app/bad", "b.us-east-1").await;
-    seed_secret(&west_sm, "app/bad", "not ours").await;
+    seed_secret(east, "app/good", "g.us-east-1").await;
+    let bad = seed_secret(east, "app/bad", "b.us-east-1").await;
+    seed_secret(west_sm, "app/bad", "not ours").await;
     let app = app_with(&west_copy(), &ep).await;
 
     let doc = ok(app.handle(&manual_all()).await);
@@ -1446,7 +1479,7 @@ async fn fail_on_error_turns_a_failed_all_run_into_an_error() {
         "{doc}"
     );
     assert_eq!(
-        current(&west_sm, "app/bad").await.as_deref(),
+        current(west_sm, "app/bad").await.as_deref(),
         Some("not ours")
     );
 
