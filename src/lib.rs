@@ -14,6 +14,7 @@ pub mod cli;
 pub mod config;
 pub mod continuation;
 pub mod event;
+pub mod logging;
 pub mod metrics;
 pub mod outcome;
 pub mod replicate;
