@@ -26,7 +26,9 @@ use tracing::{Event, Subscriber};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::fmt::format::{JsonFields, Writer};
-use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormattedFields, MakeWriter, SubscriberBuilder};
+use tracing_subscriber::fmt::{
+    FmtContext, FormatEvent, FormattedFields, MakeWriter, SubscriberBuilder,
+};
 use tracing_subscriber::registry::LookupSpan;
 
 /// The target of the runtime's per-invocation span (`Lambda runtime invoke`, with
@@ -211,7 +213,8 @@ struct Fields(Map<String, Value>);
 
 impl tracing::field::Visit for Fields {
     fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
-        self.0.insert(field.name().into(), Value::String(value.into()));
+        self.0
+            .insert(field.name().into(), Value::String(value.into()));
     }
     fn record_bool(&mut self, field: &tracing::field::Field, value: bool) {
         self.0.insert(field.name().into(), Value::Bool(value));

@@ -508,11 +508,17 @@ mod tests {
         let aws = &doc["_aws"];
         let ms = aws["Timestamp"].as_u64().expect("Timestamp");
         // Lambda's log filter: a valid level and an RFC 3339 timestamp (the same instant).
-        assert!(LogLevel::parse(doc["level"].as_str().expect("level")).is_some(), "{doc}");
+        assert!(
+            LogLevel::parse(doc["level"].as_str().expect("level")).is_some(),
+            "{doc}"
+        );
         let ts = doc["timestamp"].as_str().expect("timestamp");
         let parsed = crate::time::parse_rfc3339(ts).expect("RFC 3339 timestamp");
         assert_eq!(
-            parsed.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs(),
+            parsed
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs(),
             ms / 1000,
             "{doc}"
         );
@@ -689,7 +695,13 @@ mod tests {
 
     #[test]
     fn an_empty_report_emits_nothing() {
-        assert!(report_lines(&Report::from_results(vec![], vec![]), 0).is_empty());
+        assert!(
+            report_lines(
+                &Report::from_results(vec![], vec![]),
+                Stamp::now(LogLevel::Info)
+            )
+            .is_empty()
+        );
     }
 
     #[test]
@@ -730,7 +742,10 @@ mod tests {
         failed.duration_ms = Some(1);
         let report = Report::from_results(vec![replicated("us-west-2", "d", 1, 1), failed], vec![]);
         let mut lines = report_lines(&report, at(0));
-        lines.extend(report_lines(&Report::of_all(vec![], vec!["n".into()]), at(0)));
+        lines.extend(report_lines(
+            &Report::of_all(vec![], vec!["n".into()]),
+            at(0),
+        ));
         lines.extend(throttle_lines(at(0), 1));
         lines.push(config_load_failed_line(at(0), reason::INVALID));
         lines.push(backfill_restart_line(at(0)));
@@ -753,7 +768,12 @@ mod tests {
             replicated("us-west-2", "a", 1, 1),
             replicated("us-west-2", "b", 2, 1),
             replicated("eu-west-1", "c", 3, 1),
-            Outcome::ok("arn:src", dest("eu-west-1", "d"), Status::Unchanged, Action::None),
+            Outcome::ok(
+                "arn:src",
+                dest("eu-west-1", "d"),
+                Status::Unchanged,
+                Action::None,
+            ),
         ];
         let event = Report::from_results(results.clone(), vec![]);
         let docs = parse(&report_lines(&event, at(0)));
@@ -770,7 +790,10 @@ mod tests {
             30.0
         );
         assert_eq!(sum(&docs, name::LAG, &[("Trigger", "all")]), 0.0);
-        assert!(docs.iter().all(|d| d.get(name::BACKFILL_REMAINING).is_none()));
+        assert!(
+            docs.iter()
+                .all(|d| d.get(name::BACKFILL_REMAINING).is_none())
+        );
 
         let all = Report::of_all(results, vec!["x".into(), "y".into()]);
         let docs = parse(&report_lines(&all, at(0)));
@@ -813,7 +836,10 @@ mod tests {
     fn every_line_carries_the_threshold_in_force() {
         let report = Report::from_results(vec![replicated("us-west-2", "d", 1, 1)], vec![]);
         for level in LogLevel::ALL {
-            let stamp = Stamp { ms: 1_795_770_902_123, level };
+            let stamp = Stamp {
+                ms: 1_795_770_902_123,
+                level,
+            };
             let mut lines = report_lines(&report, stamp);
             lines.extend(throttle_lines(stamp, 1));
             lines.push(backfill_restart_line(stamp));
@@ -832,7 +858,10 @@ mod tests {
             config_failure_reason(&Error::InvalidConfig("x".into())),
             "Invalid"
         );
-        assert_eq!(config_failure_reason(&aws(ErrorKind::Throttled)), "Unreadable");
+        assert_eq!(
+            config_failure_reason(&aws(ErrorKind::Throttled)),
+            "Unreadable"
+        );
         assert_eq!(
             config_failure_reason(&Error::SourceNotFound("cfg".into())),
             "Unreadable"

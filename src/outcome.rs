@@ -584,7 +584,7 @@ pub struct Report {
     /// `all`: the results counted in `summary` but not listed (`unchanged`, `skipped`, and any
     /// past the first 1,000), so that metrics count every result (metrics only).
     #[serde(skip)]
-    pub unlisted: Vec<Outcome>,
+    pub unlisted: Option<Box<Vec<Outcome>>>,
 }
 
 /// The top-level `statusCode` of SPEC §7 for these results (and a top-level error beside them).
@@ -624,7 +624,7 @@ impl Report {
             resume: None,
             resume_reset: None,
             trigger: Trigger::Event,
-            unlisted: Vec::new(),
+            unlisted: None,
         }
     }
 
@@ -650,7 +650,7 @@ impl Report {
             remaining_count: Some(remaining_count),
             status_code,
             trigger: Trigger::All,
-            unlisted,
+            unlisted: (!unlisted.is_empty()).then(|| Box::new(unlisted)),
             ..Report::from_results(listed, remaining)
         }
     }
@@ -679,7 +679,9 @@ impl Report {
 
     /// Every result, listed or not (what metrics count).
     pub fn all_results(&self) -> impl Iterator<Item = &Outcome> {
-        self.results.iter().chain(&self.unlisted)
+        self.results
+            .iter()
+            .chain(self.unlisted.iter().flat_map(|u| u.iter()))
     }
 
     /// The first failure's kind, if anything failed (Lambda's `errorType`). A BackfillIncomplete

@@ -224,7 +224,8 @@ mod tests {
             prop_assert_eq!(text.len(), 24);
             let back = parse_rfc3339(&text).map(secs);
             prop_assert_eq!(back, Some(ms / 1000));
-            prop_assert!(text.ends_with(&format!(".{:03}Z", ms % 1000)));
+            let millis = format!(".{:03}Z", ms % 1000);
+            prop_assert!(text.ends_with(&millis), "{} does not end with {}", text, millis);
         }
     }
 

@@ -20,6 +20,7 @@ use common::cfn::{
     template,
 };
 use secret_replicator::event::{self, Identity, Work};
+use secret_replicator::logging::LogLevel;
 use secret_replicator::metrics::{self, CATALOGUE, NAMESPACE};
 use secret_replicator::outcome::{
     Action, AwsError, DestinationRef, Error, ErrorKind, Outcome, Report, SkipReason, Status,
@@ -779,12 +780,19 @@ fn sample_report() -> Report {
 
 #[test]
 fn alarms_watch_metrics_in_the_catalogue_and_in_report_lines() {
-    let mut lines = metrics::report_lines(&sample_report(), 1);
+    let stamp = metrics::Stamp {
+        ms: 1,
+        level: LogLevel::Info,
+    };
+    let mut lines = metrics::report_lines(&sample_report(), stamp);
     lines.extend(metrics::report_lines(
         &Report::top_level(&Error::InvalidConfig("x".into())),
-        1,
+        stamp,
     ));
-    lines.push(metrics::config_reload_failed_line(1));
+    lines.push(metrics::config_load_failed_line(
+        stamp,
+        metrics::reason::INVALID,
+    ));
     let emitted = published(&lines);
     // What the lines publish is what the catalogue declares.
     for p in &emitted {
@@ -942,7 +950,10 @@ fn alarms_watch_metrics_that_a_real_run_emits() {
         &[("ErrorKind", "DestinationConflict")]
     ));
     assert!(has(metrics::name::LATENCY, &[]));
-    assert!(has(metrics::name::CONFIG_RELOAD_FAILURES, &[]));
+    assert!(has(
+        metrics::name::CONFIG_LOAD_FAILURES,
+        &[("Reason", "Invalid")]
+    ));
     // No secret name (nor the value) reaches a metric line.
     for line in lines.iter().filter(|l| l.contains("\"_aws\"")) {
         for secret in ["app/ok", "app/conflict", "dr/app", "postgres://"] {

@@ -87,7 +87,10 @@ fn an_absent_field_is_left_out_and_a_reserved_name_is_kept_aside() {
     assert!(line.get("reason").is_none(), "{line}");
     assert_eq!(line["level"], "INFO");
     assert_eq!(line["field.level"], "mine");
-    assert!(line.get("requestId").is_none(), "outside an invocation: {line}");
+    assert!(
+        line.get("requestId").is_none(),
+        "outside an invocation: {line}"
+    );
 }
 
 #[test]
@@ -120,7 +123,10 @@ fn the_process_filters_as_the_advanced_logging_controls_say() {
         .collect()
     };
     assert_eq!(levels(&[]), ["INFO", "WARN", "ERROR"]);
-    assert_eq!(levels(&[("AWS_LAMBDA_LOG_LEVEL", "WARN")]), ["WARN", "ERROR"]);
+    assert_eq!(
+        levels(&[("AWS_LAMBDA_LOG_LEVEL", "WARN")]),
+        ["WARN", "ERROR"]
+    );
     assert_eq!(levels(&[("AWS_LAMBDA_LOG_LEVEL", "ERROR")]), ["ERROR"]);
     assert!(levels(&[("AWS_LAMBDA_LOG_LEVEL", "FATAL")]).is_empty());
     assert_eq!(levels(&[("AWS_LAMBDA_LOG_LEVEL", "TRACE")]).len(), 5);

@@ -436,7 +436,13 @@ impl<S: Stores> Replicator<'_, S> {
             if plan.status != Status::Skipped && p.job.mode != Mode::Plan {
                 self.state.set_owned(&p.target.at, true);
             }
-            return done(plan.status, plan.action, current_version(&state), &plan, false);
+            return done(
+                plan.status,
+                plan.action,
+                current_version(&state),
+                &plan,
+                false,
+            );
         }
         let exec = Executor {
             store: &store,
