@@ -669,7 +669,11 @@ fn check_alarms(emitted: &BTreeSet<Published>) {
             let metric = a["MetricName"].as_str().unwrap();
             let dims = alarm_dimensions(a);
             assert_eq!(a["AlarmActions"], json!(["<AlarmTopic>"]), "{name}");
-            assert!(a["Threshold"].as_f64().is_some(), "{name}");
+            // A Number parameter reaches the template as a string, as CloudFormation passes it.
+            let threshold = a["Threshold"]
+                .as_f64()
+                .or_else(|| a["Threshold"].as_str().and_then(|t| t.parse().ok()));
+            assert!(threshold.is_some(), "{name}: {}", a["Threshold"]);
             match ns {
                 NAMESPACE => {
                     custom += 1;
@@ -750,6 +754,7 @@ fn sample_report() -> Report {
     );
     ok.duration_ms = Some(12);
     ok.bytes = Some(64);
+    ok.lag_ms = Some(1_200);
     let mut results = vec![ok];
     for s in [
         Status::Unchanged,
@@ -820,8 +825,9 @@ fn alarms_watch_metrics_in_the_catalogue_and_in_report_lines() {
 
 /// Runs the real binary as a Lambda function against moto: one replication that succeeds,
 /// one that fails (an unowned destination: DestinationConflict), and a config reload that
-/// fails (ConfigReloadFailures). Returns its stdout lines.
-fn real_run() -> Vec<String> {
+/// fails (ConfigLoadFailures, Reason=Invalid), with Lambda's log level `level`
+/// (`AWS_LAMBDA_LOG_LEVEL`). Returns its stdout lines.
+fn real_run_at(level: &str) -> Vec<String> {
     use common::Moto;
     use common::app::{put_event, seed_secret, sm};
     use common::runtime::{Answer, FakeRuntime};
@@ -856,7 +862,7 @@ fn real_run() -> Vec<String> {
         .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/secret-replicator")
         .env("AWS_LAMBDA_LOG_STREAM_NAME", "test")
         .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
-        .env("AWS_LAMBDA_LOG_LEVEL", "INFO")
+        .env("AWS_LAMBDA_LOG_LEVEL", level)
         .env("AWS_REGION", "us-east-1")
         .env("AWS_ENDPOINT_URL", &endpoint)
         .envs(common::app::function_env())
@@ -924,6 +930,96 @@ fn real_run() -> Vec<String> {
     lines
 }
 
+fn real_run() -> Vec<String> {
+    real_run_at("INFO")
+}
+
+/// The level Lambda files a line under, by the two rules of
+/// https://docs.aws.amazon.com/lambda/latest/dg/monitoring-cloudwatchlogs-log-level.html:
+/// a JSON line with a valid `level` and a valid `timestamp` is filed at that level; any other
+/// line (not JSON, no level, an invalid level, no or an invalid timestamp) is filed as INFO.
+fn lambda_files_at(line: &str) -> LogLevel {
+    let Ok(Value::Object(doc)) = serde_json::from_str::<Value>(line) else {
+        return LogLevel::Info;
+    };
+    let level = doc
+        .get("level")
+        .and_then(Value::as_str)
+        .and_then(LogLevel::parse);
+    let stamped = doc
+        .get("timestamp")
+        .and_then(Value::as_str)
+        .and_then(secret_replicator::time::parse_rfc3339)
+        .is_some();
+    match level {
+        Some(l) if stamped => l,
+        _ => LogLevel::Info,
+    }
+}
+
+/// Lambda sends a line when its level is the threshold's or less detailed.
+fn lambda_keeps(line: &str, threshold: LogLevel) -> bool {
+    lambda_files_at(line) >= threshold
+}
+
+#[test]
+fn lambdas_filter_as_imitated_drops_unlevelled_lines_above_info() {
+    // The imitation has teeth: the lines the function used to print are dropped from WARN up.
+    let unlevelled = r#"{"_aws":{"Timestamp":1,"CloudWatchMetrics":[]},"Failures":1}"#;
+    let unstamped = r#"{"level":"ERROR","_aws":{"Timestamp":1,"CloudWatchMetrics":[]}}"#;
+    for line in [unlevelled, unstamped, "plain text"] {
+        assert!(lambda_keeps(line, LogLevel::Info), "{line}");
+        assert!(!lambda_keeps(line, LogLevel::Warn), "{line}");
+        assert!(!lambda_keeps(line, LogLevel::Fatal), "{line}");
+    }
+    let stamped = r#"{"level":"ERROR","timestamp":"2026-12-03T10:00:00.000Z"}"#;
+    assert!(lambda_keeps(stamped, LogLevel::Error));
+    assert!(!lambda_keeps(stamped, LogLevel::Fatal));
+}
+
+#[test]
+fn every_metric_line_survives_lambdas_filter_at_every_level_the_template_offers() {
+    let offered = template_log_levels();
+    assert_eq!(offered.len(), LogLevel::ALL.len(), "{offered:?}");
+    for level in offered {
+        let threshold = LogLevel::parse(&level).unwrap_or_else(|| panic!("{level}"));
+        let lines = real_run_at(&level);
+        let metric_lines: Vec<&String> = lines.iter().filter(|l| l.contains("\"_aws\"")).collect();
+        let emitted = published(&lines);
+        for metric in [
+            metrics::name::REPLICATIONS,
+            metrics::name::FAILURES,
+            metrics::name::CONFIG_LOAD_FAILURES,
+        ] {
+            assert!(
+                emitted.iter().any(|p| p.metric == metric),
+                "{level}: no {metric} line"
+            );
+        }
+        for line in &metric_lines {
+            assert!(
+                lambda_keeps(line, threshold),
+                "{level}: Lambda would drop {line}"
+            );
+        }
+    }
+}
+
+/// The `AllowedValues` of the template's `LogLevel` parameter.
+fn template_log_levels() -> Vec<String> {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/template.yaml"))
+        .expect("read template.yaml");
+    let line = text
+        .lines()
+        .skip_while(|l| l.trim() != "LogLevel:")
+        .find(|l| l.trim_start().starts_with("AllowedValues:"))
+        .expect("LogLevel AllowedValues");
+    line.split_once('[')
+        .and_then(|(_, rest)| rest.split_once(']'))
+        .map(|(inner, _)| inner.split(',').map(|s| s.trim().to_string()).collect())
+        .unwrap_or_default()
+}
+
 #[test]
 fn alarms_watch_metrics_that_a_real_run_emits() {
     let lines = real_run();
@@ -961,4 +1057,115 @@ fn alarms_watch_metrics_that_a_real_run_emits() {
         }
     }
     check_alarms(&emitted);
+}
+
+/// The dashboard's body as CloudFormation would render it (substitutions replaced by
+/// placeholders) and the template's alarm resource names.
+fn dashboard_and_alarms() -> (Value, Vec<String>) {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/template.yaml"))
+        .expect("read template.yaml");
+    let start = text
+        .find("DashboardBody: !Sub |\n")
+        .expect("a dashboard body")
+        + "DashboardBody: !Sub |\n".len();
+    let body: String = text[start..]
+        .lines()
+        .take_while(|l| l.starts_with("        ") || l.trim().is_empty())
+        .map(|l| l.get(8..).unwrap_or(""))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let mut rendered = String::new();
+    let mut rest = body.as_str();
+    while let Some(i) = rest.find("${") {
+        rendered.push_str(&rest[..i]);
+        let end = rest[i..].find('}').expect("closed substitution") + i;
+        let var = &rest[i + 2..end];
+        rendered.push_str(if var == "ReplicationLagAlarmMs" {
+            "300000"
+        } else {
+            &rest[i..=end]
+        });
+        rest = &rest[end + 1..];
+    }
+    rendered.push_str(rest);
+    let doc: Value = serde_json::from_str(&rendered).unwrap_or_else(|e| panic!("{e}\n{rendered}"));
+    let alarms = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("  ")?.strip_suffix(':'))
+        .filter(|n| n.ends_with("Alarm") && !n.starts_with(' '))
+        .map(str::to_string)
+        .collect();
+    (doc, alarms)
+}
+
+#[test]
+fn the_dashboard_shows_what_the_code_emits_and_every_alarm() {
+    let (doc, alarms) = dashboard_and_alarms();
+    let widgets = doc["widgets"].as_array().expect("widgets");
+    let mut shown = BTreeSet::new();
+    for w in widgets {
+        for m in w["properties"]["metrics"].as_array().into_iter().flatten() {
+            let parts = m.as_array().expect("a metric row");
+            if let Some(expr) = parts[0]["expression"].as_str() {
+                // SEARCH('{SecretReplicator,Dim} MetricName="Name"', ...)
+                let (schema, after) = expr
+                    .split_once("{SecretReplicator,")
+                    .and_then(|(_, a)| a.split_once('}'))
+                    .expect("a SecretReplicator search");
+                let name = after
+                    .split_once("MetricName=\"")
+                    .and_then(|(_, a)| a.split_once('"'))
+                    .map(|(n, _)| n)
+                    .expect("a metric name");
+                let spec = CATALOGUE.iter().find(|s| s.name == name).expect(name);
+                assert!(
+                    spec.dimension_sets.iter().any(|set| set == &[schema]),
+                    "{name} is never published under [{schema}]"
+                );
+                shown.insert(name.to_string());
+                continue;
+            }
+            let strings: Vec<&str> = parts.iter().filter_map(Value::as_str).collect();
+            if strings[0] != NAMESPACE {
+                continue;
+            }
+            let name = strings[1];
+            let dims: Vec<&str> = strings[2..].chunks(2).map(|kv| kv[0]).collect();
+            let spec = CATALOGUE.iter().find(|s| s.name == name).expect(name);
+            assert!(
+                spec.dimension_sets.contains(&dims.as_slice()),
+                "{name} is never published under {dims:?}"
+            );
+            shown.insert(name.to_string());
+        }
+    }
+    for wanted in [
+        metrics::name::REPLICATIONS,
+        metrics::name::FAILURES,
+        metrics::name::LAG,
+        metrics::name::THROTTLED_ATTEMPTS,
+        metrics::name::BACKFILL_REMAINING,
+    ] {
+        assert!(
+            shown.contains(wanted),
+            "the dashboard lacks {wanted}: {shown:?}"
+        );
+    }
+    let listed = widgets
+        .iter()
+        .filter(|w| w["type"] == "alarm")
+        .flat_map(|w| {
+            w["properties"]["alarms"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .collect::<Vec<_>>();
+    assert!(!alarms.is_empty());
+    for a in &alarms {
+        assert!(
+            listed.contains(&json!(format!("${{{a}.Arn}}"))),
+            "the dashboard's alarm widget lacks {a}"
+        );
+    }
 }
