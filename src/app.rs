@@ -94,10 +94,13 @@ impl<S: Stores> App<S> {
                 config: Arc::new(c),
                 at: Instant::now(),
             },
-            Err(e) if e.kind() == ErrorKind::InvalidConfig => return Err(e),
+            Err(e) if e.kind() == ErrorKind::InvalidConfig => {
+                metrics.config_load_failed(&e);
+                return Err(e);
+            }
             Err(error) => {
                 tracing::error!(error = %error, "configuration not loaded; later invocations try again");
-                metrics.config_reload_failed();
+                metrics.config_load_failed(&error);
                 Loaded::Failed {
                     error,
                     at: Instant::now(),
@@ -158,7 +161,7 @@ impl<S: Stores> App<S> {
                 },
                 (Err(e), Loaded::Ready { config, .. }) => {
                     tracing::error!(error = %e, "configuration reload failed; keeping the last good configuration");
-                    self.metrics.config_reload_failed();
+                    self.metrics.config_load_failed(&e);
                     Loaded::Ready {
                         config: config.clone(),
                         at: now,
@@ -166,7 +169,7 @@ impl<S: Stores> App<S> {
                 }
                 (Err(error), Loaded::Failed { .. }) => {
                     tracing::error!(error = %error, "configuration still not loaded");
-                    self.metrics.config_reload_failed();
+                    self.metrics.config_load_failed(&error);
                     Loaded::Failed { error, at: now }
                 }
             };

@@ -137,7 +137,7 @@ async fn invoke(
     payload: &serde_json::Value,
 ) -> Result<(crate::outcome::Report, bool), crate::outcome::Report> {
     let settings = Settings::from_env(&env).map_err(|e| crate::outcome::Report::top_level(&e))?;
-    let app = crate::app::build(settings, Metrics { enabled: false })
+    let app = crate::app::build(settings, Metrics::OFF)
         .await
         .map_err(|e| crate::outcome::Report::top_level(&e))?;
     Ok(match app.handle(payload).await {

@@ -15,6 +15,7 @@ pub mod config;
 pub mod continuation;
 pub mod error;
 pub mod event;
+pub mod logging;
 pub mod metrics;
 pub mod outcome;
 pub mod replicate;

@@ -3,6 +3,7 @@
 
 use lambda_runtime::{LambdaEvent, service_fn};
 use secret_replicator::app;
+use secret_replicator::logging::{self, LogLevel};
 use secret_replicator::metrics::Metrics;
 use secret_replicator::settings::{self, Env, Settings};
 use serde_json::Value;
@@ -18,7 +19,7 @@ async fn main() -> ExitCode {
     if !settings::under_lambda_runtime(&env) {
         return secret_replicator::cli::run(env, std::env::args().skip(1).collect()).await;
     }
-    lambda_runtime::tracing::init_default_subscriber();
+    logging::init_lambda(&env);
     match serve(env).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -29,9 +30,13 @@ async fn main() -> ExitCode {
 }
 
 async fn serve(env: Env) -> Result<(), lambda_runtime::Error> {
+    let metrics = Metrics::stdout(LogLevel::threshold(&env));
     let app = match Settings::from_env(&env) {
-        Ok(settings) => app::build(settings, Metrics { enabled: true }).await,
-        Err(e) => Err(e),
+        Ok(settings) => app::build(settings, metrics).await,
+        Err(e) => {
+            metrics.config_load_failed(&e);
+            Err(e)
+        }
     };
     if let Err(e) = &app {
         // Serve anyway: every invocation answers with this error instead of timing out.

@@ -190,6 +190,11 @@ pub struct Outcome {
     /// Size of the value written (for metrics; a size, never the value).
     #[serde(skip)]
     pub bytes: Option<usize>,
+    /// Replication lag of a value written (for metrics and logs, not in the document):
+    /// milliseconds from the creation of the source version (`CreatedDate`) to the success of
+    /// the write that made it current in the destination. `None` when nothing was written.
+    #[serde(skip)]
+    pub lag_ms: Option<u64>,
 }
 
 impl Outcome {
@@ -214,6 +219,7 @@ impl Outcome {
             size: None,
             would_change: None,
             bytes: None,
+            lag_ms: None,
         }
     }
 
@@ -256,6 +262,26 @@ pub const MAX_LISTED: usize = 1000;
 /// The most a Lambda error message may carry, so that a failure record always fits its queue.
 pub const MAX_ERROR_MESSAGE: usize = 200 * 1024;
 
+/// What caused an invocation's writes: the `Trigger` dimension of `ReplicationLag`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub enum Trigger {
+    /// An event, a redriven failure record, a manual invocation naming secrets.
+    #[default]
+    Event,
+    /// An `all` run (backfill or repair): its lag is the age of the secret's current version.
+    All,
+}
+
+impl Trigger {
+    /// The dimension value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Event => "event",
+            Trigger::All => "all",
+        }
+    }
+}
+
 /// The document every invocation produces.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
@@ -282,6 +308,13 @@ pub struct Report {
     /// `all`: a cursor from an earlier configuration restarted the chain from the first name.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resume_reset: Option<bool>,
+    /// What caused the writes (metrics only).
+    #[serde(skip)]
+    pub trigger: Trigger,
+    /// `all`: the results counted in `summary` but not listed (`unchanged`, `skipped`, and any
+    /// past the first 1,000), so that metrics count every result (metrics only).
+    #[serde(skip)]
+    pub unlisted: Option<Box<Vec<Outcome>>>,
 }
 
 /// The top-level `statusCode` of SPEC §7 for these results (and a top-level error beside them).
@@ -320,6 +353,8 @@ impl Report {
             continued: None,
             resume: None,
             resume_reset: None,
+            trigger: Trigger::Event,
+            unlisted: None,
         }
     }
 
@@ -332,17 +367,20 @@ impl Report {
         }
         let status_code = status_code_of(&results, None);
         let remaining_count = remaining.len();
-        let listed: Vec<Outcome> = results
+        let (mut listed, mut unlisted): (Vec<Outcome>, Vec<Outcome>) = results
             .into_iter()
-            .filter(|o| !matches!(o.status, Status::Unchanged | Status::Skipped))
-            .take(MAX_LISTED)
-            .collect();
+            .partition(|o| !matches!(o.status, Status::Unchanged | Status::Skipped));
+        if listed.len() > MAX_LISTED {
+            unlisted.extend(listed.drain(MAX_LISTED..));
+        }
         let mut remaining = remaining;
         remaining.truncate(MAX_LISTED);
         Report {
             summary: Some(Box::new(summary)),
             remaining_count: Some(remaining_count),
             status_code,
+            trigger: Trigger::All,
+            unlisted: (!unlisted.is_empty()).then(|| Box::new(unlisted)),
             ..Report::from_results(listed, remaining)
         }
     }
@@ -367,6 +405,13 @@ impl Report {
         self.retry_class = Some(error.retry_class());
         self.error = Some(Box::new(error.body()));
         self
+    }
+
+    /// Every result, listed or not (what metrics count).
+    pub fn all_results(&self) -> impl Iterator<Item = &Outcome> {
+        self.results
+            .iter()
+            .chain(self.unlisted.iter().flat_map(|u| u.iter()))
     }
 
     /// The first failure's kind, if anything failed (Lambda's `errorType`). A BackfillIncomplete

@@ -1,7 +1,8 @@
 //! The two date forms events carry (SPEC §5): RFC 3339 (`eventTime`, `time`) and CloudTrail's
 //! rendering of `responseElements.deletionDate` (`Nov 27, 2026, 9:15:02 AM`, with a plain or a
 //! narrow no-break space before AM/PM). Both are read as UTC. Pure; no calendar library needed
-//! for two fixed forms.
+//! for two fixed forms. Log and metric lines are stamped in RFC 3339 ([`format_rfc3339`]), the
+//! form Lambda's log-level filter requires (SPEC §10).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -14,6 +15,32 @@ fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     era * 146_097 + doe - 719_468
+}
+
+/// The proleptic Gregorian date of a day count from 1970-01-01 (the inverse of
+/// `days_from_civil`).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// `2026-11-27T09:15:02.123Z`: RFC 3339 in UTC with milliseconds. A time before 1970 (a clock
+/// that cannot be) renders as the epoch.
+pub fn format_rfc3339(t: SystemTime) -> String {
+    let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = since.as_secs();
+    let (y, m, d) = civil_from_days((secs / 86_400) as i64);
+    let (h, mi, s) = ((secs % 86_400) / 3600, (secs % 3600) / 60, secs % 60);
+    let ms = since.subsec_millis();
+    format!("{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{ms:03}Z")
 }
 
 fn days_in_month(y: i64, m: u32) -> u32 {
@@ -189,19 +216,29 @@ mod tests {
                 prop_assert_eq!(parse_cloudtrail(&ct).map(secs), Some(t));
             }
         }
+
+        #[test]
+        fn formatted_times_parse_back_to_the_millisecond(ms in 0u64..253_402_300_799_999) {
+            let t = UNIX_EPOCH + Duration::from_millis(ms);
+            let text = format_rfc3339(t);
+            prop_assert_eq!(text.len(), 24);
+            let back = parse_rfc3339(&text).map(secs);
+            prop_assert_eq!(back, Some(ms / 1000));
+            let millis = format!(".{:03}Z", ms % 1000);
+            prop_assert!(text.ends_with(&millis), "{} does not end with {}", text, millis);
+        }
     }
 
-    /// The inverse of `days_from_civil`, for the property test.
-    fn civil_from_days(z: i64) -> (i64, u32, u32) {
-        let z = z + 719_468;
-        let era = z.div_euclid(146_097);
-        let doe = z - era * 146_097;
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-        let y = yoe + era * 400;
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        let mp = (5 * doy + 2) / 153;
-        let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-        let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-        (if m <= 2 { y + 1 } else { y }, m, d)
+    #[test]
+    fn formatted_times_are_utc_with_milliseconds() {
+        let t = UNIX_EPOCH + Duration::from_millis(1_795_770_902_123);
+        assert_eq!(format_rfc3339(t), "2026-11-27T09:15:02.123Z");
+        assert_eq!(format_rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
+        assert_eq!(
+            format_rfc3339(UNIX_EPOCH - Duration::from_secs(1)),
+            "1970-01-01T00:00:00.000Z"
+        );
+        let leap = UNIX_EPOCH + Duration::from_secs(1_709_164_800 + 86_399);
+        assert_eq!(format_rfc3339(leap), "2024-02-29T23:59:59.000Z");
     }
 }

@@ -78,7 +78,7 @@ async fn an_unreadable_config_secret_fails_start_up_naming_the_variable() {
     let err = match secret_replicator::app::App::new(
         settings,
         stores,
-        secret_replicator::metrics::Metrics { enabled: false },
+        secret_replicator::metrics::Metrics::OFF,
     )
     .await
     {

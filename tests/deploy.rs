@@ -20,6 +20,7 @@ use common::cfn::{
     template,
 };
 use secret_replicator::event::{self, Identity, Work};
+use secret_replicator::logging::LogLevel;
 use secret_replicator::metrics::{self, CATALOGUE, NAMESPACE};
 use secret_replicator::outcome::{
     Action, AwsError, DestinationRef, Error, ErrorKind, Outcome, Report, SkipReason, Status,
@@ -668,7 +669,11 @@ fn check_alarms(emitted: &BTreeSet<Published>) {
             let metric = a["MetricName"].as_str().unwrap();
             let dims = alarm_dimensions(a);
             assert_eq!(a["AlarmActions"], json!(["<AlarmTopic>"]), "{name}");
-            assert!(a["Threshold"].as_f64().is_some(), "{name}");
+            // A Number parameter reaches the template as a string, as CloudFormation passes it.
+            let threshold = a["Threshold"]
+                .as_f64()
+                .or_else(|| a["Threshold"].as_str().and_then(|t| t.parse().ok()));
+            assert!(threshold.is_some(), "{name}: {}", a["Threshold"]);
             match ns {
                 NAMESPACE => {
                     custom += 1;
@@ -749,6 +754,7 @@ fn sample_report() -> Report {
     );
     ok.duration_ms = Some(12);
     ok.bytes = Some(64);
+    ok.lag_ms = Some(1_200);
     let mut results = vec![ok];
     for s in [
         Status::Unchanged,
@@ -779,12 +785,19 @@ fn sample_report() -> Report {
 
 #[test]
 fn alarms_watch_metrics_in_the_catalogue_and_in_report_lines() {
-    let mut lines = metrics::report_lines(&sample_report(), 1);
+    let stamp = metrics::Stamp {
+        ms: 1,
+        level: LogLevel::Info,
+    };
+    let mut lines = metrics::report_lines(&sample_report(), stamp);
     lines.extend(metrics::report_lines(
         &Report::top_level(&Error::InvalidConfig("x".into())),
-        1,
+        stamp,
     ));
-    lines.push(metrics::config_reload_failed_line(1));
+    lines.push(metrics::config_load_failed_line(
+        stamp,
+        metrics::reason::INVALID,
+    ));
     let emitted = published(&lines);
     // What the lines publish is what the catalogue declares.
     for p in &emitted {
@@ -810,110 +823,96 @@ fn alarms_watch_metrics_in_the_catalogue_and_in_report_lines() {
 
 // ---- (b, real run): the binary under a fake Lambda Runtime API -----------------------------
 
-/// Runs the real binary as a Lambda function against moto: one replication that succeeds,
-/// one that fails (an unowned destination: DestinationConflict), and a config reload that
-/// fails (ConfigReloadFailures). Returns its stdout lines.
 fn real_run() -> Vec<String> {
-    use common::Moto;
-    use common::app::{put_event, seed_secret, sm};
-    use common::runtime::{Answer, FakeRuntime};
-    use std::io::BufRead;
-    use std::process::{Command, Stdio};
-    use std::time::Duration;
+    real_run_at("INFO")
+}
 
-    let moto = Moto::start();
-    let endpoint = moto.endpoint();
-    let tokio = tokio::runtime::Runtime::new().unwrap();
-    let (ok, conflict, source) = tokio.block_on(async {
-        let source = sm(&endpoint, "us-east-1").await;
-        let dest = sm(&endpoint, "us-west-2").await;
-        let config = r#"{"rules":[{"match":["app/**"],"destinations":[{"region":"us-west-2","name":"dr/${SECRET_NAME}"}]}]}"#;
-        seed_secret(&source, "replicator/config", config).await;
-        let ok = seed_secret(&source, "app/ok", "postgres://db.us-east-1.example.com/app").await;
-        let conflict = seed_secret(&source, "app/conflict", "x").await;
-        // Someone else's secret where the copy would go: not owned, so never written (409).
-        seed_secret(&dest, "dr/app/conflict", "theirs").await;
-        (ok, conflict, source)
-    });
+use common::real_run::real_run_at;
 
-    let account = common::app::ACCOUNT;
-    let rt = FakeRuntime::start();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_secret-replicator"))
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("AWS_LAMBDA_RUNTIME_API", rt.api())
-        .env("AWS_LAMBDA_FUNCTION_NAME", "secret-replicator")
-        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
-        .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/secret-replicator")
-        .env("AWS_LAMBDA_LOG_STREAM_NAME", "test")
-        .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
-        .env("AWS_LAMBDA_LOG_LEVEL", "INFO")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ENDPOINT_URL", &endpoint)
-        .envs(common::app::function_env())
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env(
-            "REPLICATOR_ROLE_ARN",
-            format!("arn:aws:iam::{account}:role/replicator"),
-        )
-        .env("REPLICATOR_CONFIG_SECRET", "replicator/config")
-        .env("REPLICATOR_CONFIG_TTL_SECONDS", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("run the secret-replicator binary");
-    let stdout = child.stdout.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-            .collect::<Vec<String>>()
-    });
-    let invoke = |event: Value| rt.answer(&rt.push(&event), Duration::from_secs(60));
-
-    let first = invoke(put_event(&ok));
-    let second = invoke(put_event(&conflict));
-    // An invalid document in the config secret: the reload keeps the last good one.
-    tokio.block_on(async {
-        source
-            .put_secret_value()
-            .secret_id("replicator/config")
-            .secret_string("{not json")
-            .send()
-            .await
-            .expect("update the config secret");
-    });
-    std::thread::sleep(Duration::from_millis(1100));
-    let third = invoke(put_event(&ok));
-
-    // The memory setting's evidence: peak resident memory of the function process.
-    if let Ok(status) = std::fs::read_to_string(format!("/proc/{}/status", child.id()))
-        && let Some(peak) = status.lines().find(|l| l.starts_with("VmHWM"))
-    {
-        eprintln!("deploy: function process peak memory ({peak})");
+/// The level Lambda files a line under, by the two rules of
+/// https://docs.aws.amazon.com/lambda/latest/dg/monitoring-cloudwatchlogs-log-level.html:
+/// a JSON line with a valid `level` and a valid `timestamp` is filed at that level; any other
+/// line (not JSON, no level, an invalid level, no or an invalid timestamp) is filed as INFO.
+fn lambda_files_at(line: &str) -> LogLevel {
+    let Ok(Value::Object(doc)) = serde_json::from_str::<Value>(line) else {
+        return LogLevel::Info;
+    };
+    let level = doc
+        .get("level")
+        .and_then(Value::as_str)
+        .and_then(LogLevel::parse);
+    let stamped = doc
+        .get("timestamp")
+        .and_then(Value::as_str)
+        .and_then(secret_replicator::time::parse_rfc3339)
+        .is_some();
+    match level {
+        Some(l) if stamped => l,
+        _ => LogLevel::Info,
     }
-    let _ = child.kill();
-    let _ = child.wait();
-    let lines = reader.join().unwrap();
-    let output = lines.join("\n");
-    assert!(
-        matches!(&first, Answer::Response { .. }),
-        "{first:?}\n{output}"
-    );
-    match &second {
-        Answer::Error { body, .. } => {
-            let doc: Value = serde_json::from_str(body).expect("error body is JSON");
-            assert_eq!(doc["errorType"], "DestinationConflict", "{body}");
+}
+
+/// Lambda sends a line when its level is the threshold's or less detailed.
+fn lambda_keeps(line: &str, threshold: LogLevel) -> bool {
+    lambda_files_at(line) >= threshold
+}
+
+#[test]
+fn lambdas_filter_as_imitated_drops_unlevelled_lines_above_info() {
+    // The imitation has teeth: the lines the function used to print are dropped from WARN up.
+    let unlevelled = r#"{"_aws":{"Timestamp":1,"CloudWatchMetrics":[]},"Failures":1}"#;
+    let unstamped = r#"{"level":"ERROR","_aws":{"Timestamp":1,"CloudWatchMetrics":[]}}"#;
+    for line in [unlevelled, unstamped, "plain text"] {
+        assert!(lambda_keeps(line, LogLevel::Info), "{line}");
+        assert!(!lambda_keeps(line, LogLevel::Warn), "{line}");
+        assert!(!lambda_keeps(line, LogLevel::Fatal), "{line}");
+    }
+    let stamped = r#"{"level":"ERROR","timestamp":"2026-12-03T10:00:00.000Z"}"#;
+    assert!(lambda_keeps(stamped, LogLevel::Error));
+    assert!(!lambda_keeps(stamped, LogLevel::Fatal));
+}
+
+#[test]
+fn every_metric_line_survives_lambdas_filter_at_every_level_the_template_offers() {
+    let offered = template_log_levels();
+    assert_eq!(offered.len(), LogLevel::ALL.len(), "{offered:?}");
+    for level in offered {
+        let threshold = LogLevel::parse(&level).unwrap_or_else(|| panic!("{level}"));
+        let lines = real_run_at(&level);
+        let metric_lines: Vec<&String> = lines.iter().filter(|l| l.contains("\"_aws\"")).collect();
+        let emitted = published(&lines);
+        for metric in [
+            metrics::name::REPLICATIONS,
+            metrics::name::FAILURES,
+            metrics::name::CONFIG_LOAD_FAILURES,
+        ] {
+            assert!(
+                emitted.iter().any(|p| p.metric == metric),
+                "{level}: no {metric} line"
+            );
         }
-        other => panic!("{other:?}\n{output}"),
+        for line in &metric_lines {
+            assert!(
+                lambda_keeps(line, threshold),
+                "{level}: Lambda would drop {line}"
+            );
+        }
     }
-    assert!(
-        matches!(&third, Answer::Response { .. }),
-        "{third:?}\n{output}"
-    );
-    lines
+}
+
+/// The `AllowedValues` of the template's `LogLevel` parameter.
+fn template_log_levels() -> Vec<String> {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/template.yaml"))
+        .expect("read template.yaml");
+    let line = text
+        .lines()
+        .skip_while(|l| l.trim() != "LogLevel:")
+        .find(|l| l.trim_start().starts_with("AllowedValues:"))
+        .expect("LogLevel AllowedValues");
+    line.split_once('[')
+        .and_then(|(_, rest)| rest.split_once(']'))
+        .map(|(inner, _)| inner.split(',').map(|s| s.trim().to_string()).collect())
+        .unwrap_or_default()
 }
 
 #[test]
@@ -942,7 +941,10 @@ fn alarms_watch_metrics_that_a_real_run_emits() {
         &[("ErrorKind", "DestinationConflict")]
     ));
     assert!(has(metrics::name::LATENCY, &[]));
-    assert!(has(metrics::name::CONFIG_RELOAD_FAILURES, &[]));
+    assert!(has(
+        metrics::name::CONFIG_LOAD_FAILURES,
+        &[("Reason", "Invalid")]
+    ));
     // No secret name (nor the value) reaches a metric line.
     for line in lines.iter().filter(|l| l.contains("\"_aws\"")) {
         for secret in ["app/ok", "app/conflict", "dr/app", "postgres://"] {
@@ -950,4 +952,115 @@ fn alarms_watch_metrics_that_a_real_run_emits() {
         }
     }
     check_alarms(&emitted);
+}
+
+/// The dashboard's body as CloudFormation would render it (substitutions replaced by
+/// placeholders) and the template's alarm resource names.
+fn dashboard_and_alarms() -> (Value, Vec<String>) {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/template.yaml"))
+        .expect("read template.yaml");
+    let start = text
+        .find("DashboardBody: !Sub |\n")
+        .expect("a dashboard body")
+        + "DashboardBody: !Sub |\n".len();
+    let body: String = text[start..]
+        .lines()
+        .take_while(|l| l.starts_with("        ") || l.trim().is_empty())
+        .map(|l| l.get(8..).unwrap_or(""))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let mut rendered = String::new();
+    let mut rest = body.as_str();
+    while let Some(i) = rest.find("${") {
+        rendered.push_str(&rest[..i]);
+        let end = rest[i..].find('}').expect("closed substitution") + i;
+        let var = &rest[i + 2..end];
+        rendered.push_str(if var == "ReplicationLagAlarmMs" {
+            "300000"
+        } else {
+            &rest[i..=end]
+        });
+        rest = &rest[end + 1..];
+    }
+    rendered.push_str(rest);
+    let doc: Value = serde_json::from_str(&rendered).unwrap_or_else(|e| panic!("{e}\n{rendered}"));
+    let alarms = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("  ")?.strip_suffix(':'))
+        .filter(|n| n.ends_with("Alarm") && !n.starts_with(' '))
+        .map(str::to_string)
+        .collect();
+    (doc, alarms)
+}
+
+#[test]
+fn the_dashboard_shows_what_the_code_emits_and_every_alarm() {
+    let (doc, alarms) = dashboard_and_alarms();
+    let widgets = doc["widgets"].as_array().expect("widgets");
+    let mut shown = BTreeSet::new();
+    for w in widgets {
+        for m in w["properties"]["metrics"].as_array().into_iter().flatten() {
+            let parts = m.as_array().expect("a metric row");
+            if let Some(expr) = parts[0]["expression"].as_str() {
+                // SEARCH('{SecretReplicator,Dim} MetricName="Name"', ...)
+                let (schema, after) = expr
+                    .split_once("{SecretReplicator,")
+                    .and_then(|(_, a)| a.split_once('}'))
+                    .expect("a SecretReplicator search");
+                let name = after
+                    .split_once("MetricName=\"")
+                    .and_then(|(_, a)| a.split_once('"'))
+                    .map(|(n, _)| n)
+                    .expect("a metric name");
+                let spec = CATALOGUE.iter().find(|s| s.name == name).expect(name);
+                assert!(
+                    spec.dimension_sets.iter().any(|set| set == &[schema]),
+                    "{name} is never published under [{schema}]"
+                );
+                shown.insert(name.to_string());
+                continue;
+            }
+            let strings: Vec<&str> = parts.iter().filter_map(Value::as_str).collect();
+            if strings[0] != NAMESPACE {
+                continue;
+            }
+            let name = strings[1];
+            let dims: Vec<&str> = strings[2..].chunks(2).map(|kv| kv[0]).collect();
+            let spec = CATALOGUE.iter().find(|s| s.name == name).expect(name);
+            assert!(
+                spec.dimension_sets.contains(&dims.as_slice()),
+                "{name} is never published under {dims:?}"
+            );
+            shown.insert(name.to_string());
+        }
+    }
+    for wanted in [
+        metrics::name::REPLICATIONS,
+        metrics::name::FAILURES,
+        metrics::name::LAG,
+        metrics::name::THROTTLED_ATTEMPTS,
+        metrics::name::BACKFILL_REMAINING,
+    ] {
+        assert!(
+            shown.contains(wanted),
+            "the dashboard lacks {wanted}: {shown:?}"
+        );
+    }
+    let listed = widgets
+        .iter()
+        .filter(|w| w["type"] == "alarm")
+        .flat_map(|w| {
+            w["properties"]["alarms"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .collect::<Vec<_>>();
+    assert!(!alarms.is_empty());
+    for a in &alarms {
+        assert!(
+            listed.contains(&json!(format!("${{{a}.Arn}}"))),
+            "the dashboard's alarm widget lacks {a}"
+        );
+    }
 }

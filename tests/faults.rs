@@ -619,7 +619,7 @@ async fn an_expired_assumed_role_session_is_refreshed_once_and_the_write_retried
 async fn config_error(config: &str, endpoint: &str) -> String {
     let settings = settings(config, &[]);
     let stores = AwsStores::new(sdk_config(endpoint).await, &settings.function_name);
-    match App::new(settings, stores, Metrics { enabled: false }).await {
+    match App::new(settings, stores, Metrics::OFF).await {
         Ok(_) => panic!("{config} should be rejected"),
         Err(e) => {
             assert_eq!(e.kind().as_str(), "InvalidConfig", "{e}");

@@ -33,7 +33,7 @@ fn settings(extra: &[(&str, &str)]) -> Settings {
 }
 
 async fn app(stores: &MemoryStores, extra: &[(&str, &str)]) -> App<MemoryStores> {
-    App::new(settings(extra), stores.clone(), Metrics { enabled: false })
+    App::new(settings(extra), stores.clone(), Metrics::OFF)
         .await
         .unwrap()
 }
@@ -171,7 +171,7 @@ async fn a_config_secret_that_cannot_be_read_yet_is_retried_by_the_next_invocati
         ("AWS_REGION", "us-east-1"),
     ]))
     .unwrap();
-    let a = App::new(settings, s.clone(), Metrics { enabled: false })
+    let a = App::new(settings, s.clone(), Metrics::OFF)
         .await
         .expect("a read that failed retriably is not an invalid configuration");
     let (ok, d) = doc(a.handle(&fixture("cloudtrail-put-secret-value")).await);
@@ -202,7 +202,7 @@ async fn an_invalid_config_document_is_still_invalid_config() {
         ("AWS_REGION", "us-east-1"),
     ]))
     .unwrap();
-    let e = App::new(settings, s.clone(), Metrics { enabled: false })
+    let e = App::new(settings, s.clone(), Metrics::OFF)
         .await
         .err()
         .expect("invalid");

@@ -22,7 +22,7 @@ pub use state::ContainerState;
 
 use crate::config::{Config, Destination};
 use crate::event::SecretRef;
-use crate::outcome::{Action, DestinationRef, Error, Outcome, SkipReason, Status};
+use crate::outcome::{Action, DestinationRef, Error, Outcome, RetryClass, SkipReason, Status};
 use crate::rules::{self, Planned, Source};
 use crate::store::{CurrentValue, Description, ReadSecrets, RetryPolicy, Stores};
 use crate::token;
@@ -416,11 +416,14 @@ impl<S: Stores> Replicator<'_, S> {
             started,
         } = d;
         let want = p.want();
-        let done = |status, action, version: Option<String>, plan: &Plan| {
+        // `wrote`: a step that makes this source version current in the destination (create,
+        // put, label) succeeded; the outcome then carries the replication lag.
+        let done = |status, action, version: Option<String>, plan: &Plan, wrote: bool| {
             let mut o = Outcome {
                 version_id: version,
                 bytes: Some(p.value.len()),
                 reason: plan.reason,
+                lag_ms: if wrote { p.lag_ms() } else { None },
                 ..Outcome::ok(&source.arn, Some(p.target.at.clone()), status, action)
             };
             if p.job.mode == Mode::Plan {
@@ -433,7 +436,13 @@ impl<S: Stores> Replicator<'_, S> {
             if plan.status != Status::Skipped && p.job.mode != Mode::Plan {
                 self.state.set_owned(&p.target.at, true);
             }
-            return done(plan.status, plan.action, current_version(&state), &plan);
+            return done(
+                plan.status,
+                plan.action,
+                current_version(&state),
+                &plan,
+                false,
+            );
         }
         let exec = Executor {
             store: &store,
@@ -444,7 +453,7 @@ impl<S: Stores> Replicator<'_, S> {
             retry: self.retry,
         };
         // What the steps that ran did, over every round.
-        let (mut did, mut restored) = (Action::None, false);
+        let (mut did, mut restored, mut wrote) = (Action::None, false, false);
         let status = |did: Action, restored: bool| {
             if restored {
                 Status::Restored
@@ -460,8 +469,10 @@ impl<S: Stores> Replicator<'_, S> {
                     self.state.set_owned(&p.target.at, true);
                     did = did.max(plan.action_upto(plan.steps.len()));
                     restored |= plan.restores_upto(plan.steps.len());
+                    // `version` is set when a value step ran (`Ran::Done`).
+                    wrote |= version.is_some();
                     let version = version.or_else(|| current_version(&state));
-                    return done(status(did, restored), did, version, &plan);
+                    return done(status(did, restored), did, version, &plan, wrote);
                 }
                 Ok(Ran::Raced {
                     completed,
@@ -470,6 +481,9 @@ impl<S: Stores> Replicator<'_, S> {
                 }) => {
                     did = did.max(plan.action_upto(completed));
                     restored |= plan.restores_upto(completed);
+                    wrote |= plan.steps[..completed.min(plan.steps.len())]
+                        .iter()
+                        .any(|s| matches!(s, Step::Create | Step::Put { .. } | Step::Label { .. }));
                     // A create or a label move whose answer was lost (or that another
                     // invocation made at once) counts when the destination shows its effect.
                     let raced_step = plan.steps.get(completed).cloned();
@@ -499,8 +513,9 @@ impl<S: Stores> Replicator<'_, S> {
                             && let Some(step @ (Step::Create | Step::Label { .. })) = raced_step
                         {
                             did = did.max(step.action());
+                            wrote = true;
                         }
-                        return done(status(did, restored), did, version, &plan);
+                        return done(status(did, restored), did, version, &plan, wrote);
                     }
                 }
                 Err((a, e)) => return p.failed(started, a, &e),
@@ -568,24 +583,66 @@ pub fn source_of(arn: &str, name: &str, region: Option<&str>) -> Source {
     }
 }
 
-/// One log line per destination outcome, with the values the result document uses.
+/// One log line per destination outcome (SPEC §10), its queried fields top-level keys of the
+/// JSON line (`logging`) with the values the result document uses: `status`, `action`,
+/// `reason`, `error_kind`, `source` (the name; `source_arn` as in the document), `destination`
+/// (the name), `region` and `account` (the destination's), `duration_ms`, `lag_ms` and
+/// `trigger` (a write), `status_code`, `retry_class`, `error_code` (AWS's), `error` (the
+/// message, which names resources, never a value). Failures log at WARN, the rest at INFO.
 pub fn log_outcome(source_name: &str, o: &Outcome) {
-    let dest = o
-        .destination
-        .as_ref()
-        .map(|d| format!("{}:{}:{}", d.account, d.region, d.name))
-        .unwrap_or_default();
+    log_outcome_in(source_name, o, None);
+}
+
+/// [`log_outcome`] of a destination job: a write's line says which run it belongs to
+/// (`trigger`: `all` for an `all` run, `event` otherwise, as the `ReplicationLag` metric).
+pub(crate) fn log_outcome_in(source_name: &str, o: &Outcome, mode: Option<Mode>) {
+    let d = o.destination.as_ref();
+    let destination = d.map(|d| d.name.as_str());
+    let region = d.map(|d| d.region.as_str());
+    let account = d.map(|d| d.account.as_str());
     let status = o.status.as_str();
     let action = o.action.as_str();
-    let reason = o.reason.map(SkipReason::as_str).unwrap_or("");
-    if o.is_failure() {
-        let kind = o.error.as_ref().map(|e| e.kind.as_str()).unwrap_or("");
-        tracing::warn!(source = source_name, destination = %dest, status, action,
-            duration_ms = o.duration_ms, error_kind = kind,
-            error = o.error.as_ref().map(|e| e.message.as_str()).unwrap_or(""), "destination outcome");
-    } else {
-        tracing::info!(source = source_name, destination = %dest, status, action, reason,
-            duration_ms = o.duration_ms, version_id = o.version_id.as_deref().unwrap_or(""), "destination outcome");
+    let reason = o.reason.map(SkipReason::as_str);
+    let trigger = o
+        .lag_ms
+        .and(mode)
+        .map(|m| if m == Mode::Compare { "all" } else { "event" });
+    match &o.error {
+        Some(e) => tracing::warn!(
+            source = source_name,
+            source_arn = %o.source,
+            destination,
+            region,
+            account,
+            status,
+            action,
+            status_code = o.status_code,
+            retry_class = o.retry_class.map(|c| match c {
+                RetryClass::Permanent => "permanent",
+                RetryClass::Retriable => "retriable",
+            }),
+            error_kind = e.kind.as_str(),
+            error_code = e.code.as_deref(),
+            error = %e.message,
+            duration_ms = o.duration_ms,
+            "destination outcome"
+        ),
+        None => tracing::info!(
+            source = source_name,
+            source_arn = %o.source,
+            destination,
+            region,
+            account,
+            status,
+            action,
+            reason,
+            status_code = o.status_code,
+            duration_ms = o.duration_ms,
+            lag_ms = o.lag_ms,
+            trigger,
+            version_id = o.version_id.as_deref(),
+            "destination outcome"
+        ),
     }
 }
 

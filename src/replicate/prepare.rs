@@ -4,7 +4,7 @@
 
 use super::decide::{DestState, MARKER_TAG, MAX_TAGS, Plan, Want, counted_tags, too_many_tags};
 use super::execute::CreateSpec;
-use super::{Job, SourceMeta, copies_metadata, log_outcome};
+use super::{Job, SourceMeta, copies_metadata, log_outcome, log_outcome_in};
 use crate::outcome::{Action, Error, Outcome, SkipReason};
 use crate::rules::{Source, Target};
 use crate::secret::SecretValue;
@@ -12,7 +12,7 @@ use crate::store::CurrentValue;
 use crate::token;
 use crate::transform::{ApplyError, MAX_VALUE_BYTES};
 use secrecy::ExposeSecret;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 /// One destination with everything computed before any call: the value, the token, what a
 /// create carries.
@@ -27,6 +27,8 @@ pub(super) struct Prepared<'c> {
     pub(super) tags: Option<Vec<(String, String)>>,
     pub(super) description: Option<String>,
     pub(super) source_name: String,
+    /// When the source version was created (`CreatedDate`), for the replication lag.
+    pub(super) source_created: Option<SystemTime>,
 }
 
 impl Prepared<'_> {
@@ -50,8 +52,19 @@ impl Prepared<'_> {
 
     pub(super) fn finish(&self, mut o: Outcome, started: Instant) -> Outcome {
         o.duration_ms = Some(started.elapsed().as_millis() as u64);
-        log_outcome(&self.source_name, &o);
+        log_outcome_in(&self.source_name, &o, Some(self.job.mode));
         o
+    }
+
+    /// The replication lag of a write that just succeeded: from the source version's
+    /// creation to now (0 when the clocks disagree; none when AWS gave no `CreatedDate`).
+    pub(super) fn lag_ms(&self) -> Option<u64> {
+        let created = self.source_created?;
+        Some(
+            SystemTime::now()
+                .duration_since(created)
+                .map_or(0, |d| d.as_millis() as u64),
+        )
     }
 }
 
@@ -127,6 +140,7 @@ pub(super) fn prepare<'c>(
         tags,
         description,
         source_name: source.name.clone(),
+        source_created: current.created,
         target,
     })
 }

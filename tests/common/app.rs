@@ -116,7 +116,7 @@ pub fn settings(config: &str, extra: &[(&str, &str)]) -> Settings {
 /// A fresh container: the App with its own clients, caches and ownership memory.
 pub async fn app_from(settings: Settings, sdk: SdkConfig) -> App<AwsStores> {
     let stores = AwsStores::new(sdk, &settings.function_name);
-    match App::new(settings, stores, Metrics { enabled: false }).await {
+    match App::new(settings, stores, Metrics::OFF).await {
         Ok(app) => app,
         Err(e) => panic!("App::new: {e}"),
     }

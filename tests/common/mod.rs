@@ -10,6 +10,7 @@ pub mod iam_setup;
 pub mod moto;
 pub mod policies;
 pub mod proxy;
+pub mod real_run;
 pub mod runtime;
 pub mod sigv4;
 pub mod world;
