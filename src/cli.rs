@@ -106,7 +106,7 @@ async fn replicate(env: Env, args: &[String]) -> Result<ExitCode, Usage> {
     let path = one(&f, "--event").ok_or_else(|| Usage("replicate needs --event FILE".into()))?;
     let payload: serde_json::Value = match std::fs::read_to_string(&path)
         .map_err(|e| e.to_string())
-        .and_then(|t| serde_json::from_str(&t).map_err(|e| e.to_string()))
+        .and_then(|t| crate::event::read_payload(&t).map_err(|e| e.to_string()))
     {
         Ok(v) => v,
         Err(e) => {
