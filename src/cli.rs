@@ -469,3 +469,40 @@ pub fn loop_warnings(config: &Config, region: Option<&str>) -> Vec<String> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn arg() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("--event".to_string()),
+            Just("--config".to_string()),
+            Just("--transform".to_string()),
+            Just("--var".to_string()),
+            Just("--secret".to_string()),
+            Just("--all".to_string()),
+            Just("--json".to_string()),
+            ".{0,16}",
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        // Issue 14: any argument list parses into known `--flag VALUE` pairs or is a usage
+        // error naming one argument; never a panic.
+        #[test]
+        fn any_arguments_parse_or_are_a_small_usage_error(args in proptest::collection::vec(arg(), 0..8)) {
+            let known = ["--event", "--config", "--transform", "--var", "--secret"];
+            match flags(&args, &known) {
+                Ok(pairs) => {
+                    prop_assert_eq!(pairs.len() * 2, args.len());
+                    prop_assert!(pairs.iter().all(|(k, _)| known.contains(&k.as_str())));
+                }
+                Err(Usage(m)) => prop_assert!(!m.is_empty() && m.len() < 256, "{}", m),
+            }
+        }
+    }
+}

@@ -271,10 +271,11 @@ mod hostile {
                     .unwrap_or(Value::Null);
             let mut pointers = Vec::new();
             collect(&doc, String::new(), &mut pointers);
-            if let Some(p) = pointers.get(index.index(pointers.len().max(1))) {
-                if let Some(node) = doc.pointer_mut(p) {
-                    *node = replacement;
-                }
+            if let Some(node) = pointers
+                .get(index.index(pointers.len().max(1)))
+                .and_then(|p| doc.pointer_mut(p))
+            {
+                *node = replacement;
             }
             doc.to_string()
         })
