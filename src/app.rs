@@ -493,6 +493,12 @@ pub fn invalid_config(error: &Error, payload: &Value) -> Result<Report, Failure>
     finish(invocation_of(payload), Report::top_level(error))
 }
 
+/// The answer to a payload whose raw text could not be read as JSON (too deep, or not JSON):
+/// an InvalidEvent, failed like an event (nothing in it can say it is manual).
+pub fn unreadable_payload(error: &Error) -> Result<Report, Failure> {
+    finish(Invocation::Event, Report::top_level(error))
+}
+
 /// How a payload that could not be parsed (or not served) was invoked: a manual payload that
 /// asks for `failOnError` fails like an event even when the rest of it is wrong.
 fn invocation_of(payload: &Value) -> Invocation {

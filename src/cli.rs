@@ -106,7 +106,7 @@ async fn replicate(env: Env, args: &[String]) -> Result<ExitCode, Usage> {
     let path = one(&f, "--event").ok_or_else(|| Usage("replicate needs --event FILE".into()))?;
     let payload: serde_json::Value = match std::fs::read_to_string(&path)
         .map_err(|e| e.to_string())
-        .and_then(|t| serde_json::from_str(&t).map_err(|e| e.to_string()))
+        .and_then(|t| crate::event::read_payload(&t).map_err(|e| e.to_string()))
     {
         Ok(v) => v,
         Err(e) => {
@@ -468,4 +468,41 @@ pub fn loop_warnings(config: &Config, region: Option<&str>) -> Vec<String> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn arg() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("--event".to_string()),
+            Just("--config".to_string()),
+            Just("--transform".to_string()),
+            Just("--var".to_string()),
+            Just("--secret".to_string()),
+            Just("--all".to_string()),
+            Just("--json".to_string()),
+            ".{0,16}",
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        // Issue 14: any argument list parses into known `--flag VALUE` pairs or is a usage
+        // error naming one argument; never a panic.
+        #[test]
+        fn any_arguments_parse_or_are_a_small_usage_error(args in proptest::collection::vec(arg(), 0..8)) {
+            let known = ["--event", "--config", "--transform", "--var", "--secret"];
+            match flags(&args, &known) {
+                Ok(pairs) => {
+                    prop_assert_eq!(pairs.len() * 2, args.len());
+                    prop_assert!(pairs.iter().all(|(k, _)| known.contains(&k.as_str())));
+                }
+                Err(Usage(m)) => prop_assert!(!m.is_empty() && m.len() < 256, "{}", m),
+            }
+        }
+    }
 }

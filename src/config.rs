@@ -261,6 +261,13 @@ impl Naming {
 /// Parses and validates a document, reading `.sed`/`.json` files relative to the working
 /// directory and `secret:` references through `fetcher`.
 pub async fn load_document(text: &str, fetcher: &impl TextFetcher) -> Result<Config, Error> {
+    // Depth first, as for payloads: serde_json's own limit would say "recursion limit exceeded".
+    if let Some(at) = crate::event::too_deep(text.as_bytes(), crate::event::MAX_DEPTH) {
+        return Err(Error::InvalidConfig(format!(
+            "config document: nests arrays/objects deeper than the limit of {} levels (at byte {at})",
+            crate::event::MAX_DEPTH
+        )));
+    }
     let mut de = serde_json::Deserializer::from_str(text);
     let raw: RawConfig = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();

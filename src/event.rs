@@ -145,8 +145,97 @@ struct Manual {
     resume: Option<String>,
 }
 
+/// How deep a payload's arrays and objects may nest. No event or manual payload of SPEC §5/§6
+/// comes near it (CloudTrail events nest about 5 levels); serde_json's own recursion limit is 128
+/// and reports "recursion limit exceeded", which reads like a parser fault, so depth is checked
+/// first and reported as what it is.
+pub const MAX_DEPTH: usize = 64;
+
+/// Parses the raw text of an invocation payload: a payload nested deeper than [`MAX_DEPTH`] is
+/// an InvalidEvent that names the limit, never "not valid JSON".
+pub fn read_payload(text: &str) -> Result<Value, Error> {
+    if let Some(at) = too_deep(text.as_bytes(), MAX_DEPTH) {
+        return Err(Error::InvalidEvent(format!(
+            "the payload nests arrays/objects deeper than the limit of {MAX_DEPTH} levels (at byte {at})"
+        )));
+    }
+    serde_json::from_str(text).map_err(|e| {
+        Error::InvalidEvent(format!(
+            "the payload is not valid JSON at line {}, column {}: {}",
+            e.line(),
+            e.column(),
+            category(&e)
+        ))
+    })
+}
+
+/// The kind of a JSON syntax error, without serde_json's text (which may quote input).
+fn category(e: &serde_json::Error) -> &'static str {
+    match e.classify() {
+        serde_json::error::Category::Eof => "unexpected end of input",
+        serde_json::error::Category::Syntax => "syntax error",
+        serde_json::error::Category::Data => "unexpected data",
+        serde_json::error::Category::Io => "read error",
+    }
+}
+
+/// The byte offset where nesting first exceeds `limit`, scanning outside strings only (a
+/// bracket inside a string is data). Linear, no recursion, no allocation.
+pub fn too_deep(text: &[u8], limit: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for (i, &b) in text.iter().enumerate() {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > limit {
+                    return Some(i);
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    None
+}
+
 /// Turns an invocation payload into a request.
 pub fn parse(payload: &Value, me: &Identity) -> Result<Request, Error> {
+    parse_unbounded(payload, me).map_err(|e| match e {
+        Error::InvalidEvent(m) => Error::InvalidEvent(bounded(m)),
+        other => other,
+    })
+}
+
+/// The most bytes of a rejection message: serde's messages quote field names and values, and a
+/// hostile payload can make those megabytes long.
+pub const MAX_MESSAGE: usize = 512;
+
+fn bounded(mut message: String) -> String {
+    if message.len() > MAX_MESSAGE {
+        let mut end = MAX_MESSAGE;
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        message.truncate(end);
+        message.push_str("… (truncated)");
+    }
+    message
+}
+
+fn parse_unbounded(payload: &Value, me: &Identity) -> Result<Request, Error> {
     let obj = payload
         .as_object()
         .ok_or_else(|| Error::InvalidEvent("the payload is not a JSON object".into()))?;

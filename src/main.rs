@@ -3,10 +3,11 @@
 
 use lambda_runtime::{LambdaEvent, service_fn};
 use secret_replicator::app;
+use secret_replicator::event;
 use secret_replicator::logging::{self, LogLevel};
 use secret_replicator::metrics::Metrics;
 use secret_replicator::settings::{self, Env, Settings};
-use serde_json::Value;
+use serde_json::value::RawValue;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -43,9 +44,17 @@ async fn serve(env: Env) -> Result<(), lambda_runtime::Error> {
         tracing::error!(error = %e, "invalid configuration");
     }
     let app = Arc::new(app);
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
+    // The payload arrives raw: a typed `Value` would be parsed by the runtime before the handler,
+    // and a deeply nested one would fail there with serde_json's "recursion limit exceeded"
+    // instead of the InvalidEvent that names the depth limit (RawValue skips nesting without
+    // recursion).
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Box<RawValue>>| {
         let app = app.clone();
         async move {
+            let payload = match event::read_payload(event.payload.get()) {
+                Ok(p) => p,
+                Err(e) => return app::unreadable_payload(&e),
+            };
             match app.as_ref() {
                 Ok(app) => {
                     let invoked = app::Invoked {
@@ -53,9 +62,9 @@ async fn serve(env: Env) -> Result<(), lambda_runtime::Error> {
                         function_arn: Some(event.context.invoked_function_arn.clone())
                             .filter(|a| !a.is_empty()),
                     };
-                    app.handle_invoked(&event.payload, &invoked).await
+                    app.handle_invoked(&payload, &invoked).await
                 }
-                Err(e) => app::invalid_config(e, &event.payload),
+                Err(e) => app::invalid_config(e, &payload),
             }
         }
     }))

@@ -188,3 +188,26 @@ fn validate_reads_the_configuration_from_the_environment() {
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("exactly one source"));
 }
+
+#[test]
+fn replicate_reports_a_deeply_nested_event_as_too_deep_with_the_limit() {
+    let dir = std::env::temp_dir().join(format!("sr-cli-deep-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join("deep.json");
+    // Past serde_json's own recursion limit (128), which would say "recursion limit exceeded".
+    std::fs::write(
+        &path,
+        format!("{}{}", "{\"a\":".repeat(300), "}".repeat(300)),
+    )
+    .expect("write the event");
+    let out = run(
+        &["replicate", "--event", path.to_str().expect("utf-8 path")],
+        "",
+        &[],
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(err.contains("deeper than the limit of 64"), "{err}");
+    assert!(!err.contains("recursion limit"), "{err}");
+}

@@ -106,6 +106,22 @@ async fn events_and_manual_payloads_are_answered_as_lambda_expects() {
         Answer::Error { body, .. } => assert_eq!(json(&body)["errorType"], "InvalidEvent"),
         other => panic!("{other:?}"),
     }
+
+    // A payload nested past serde_json's recursion limit (128) reaches the handler raw and is
+    // an InvalidEvent that names the depth limit, not a runtime deserialisation failure.
+    let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+    let id = rt.push_raw(&deep);
+    match rt.answer(&id, Duration::from_secs(30)) {
+        Answer::Error { body, .. } => {
+            let err = json(&body);
+            assert_eq!(err["errorType"], "InvalidEvent", "{err}");
+            let doc = json(err["errorMessage"].as_str().expect("the document"));
+            assert_eq!(doc["statusCode"], 400);
+            let message = doc["error"]["message"].as_str().unwrap_or_default();
+            assert!(message.contains("deeper than the limit of 64"), "{doc}");
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

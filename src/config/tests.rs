@@ -240,3 +240,83 @@ fn a_shorthand_with_inline_json_compiles_both_transforms() {
     let c = block_on(load_shorthand(&sh, &NoFetcher)).unwrap();
     assert_eq!(c.rules[0].destinations[0].transforms.len(), 2);
 }
+
+// Hostile config documents (issue 14): any text loads or is an InvalidConfig; never a panic or
+// another kind. Mutations start from tests/fixtures/config/valid.json.
+mod hostile {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::Value;
+
+    fn json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i32>().prop_map(|n| serde_json::json!(n)),
+            "[a-zA-Z0-9/*_.${}-]{0,12}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 32, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                proptest::collection::vec(("[a-z_]{1,10}", inner), 0..6)
+                    .prop_map(|kv| Value::Object(kv.into_iter().collect())),
+            ]
+        })
+    }
+
+    fn mutated() -> impl Strategy<Value = String> {
+        (any::<proptest::sample::Index>(), json()).prop_map(|(index, replacement)| {
+            let mut doc: Value =
+                serde_json::from_str(include_str!("../../tests/fixtures/config/valid.json"))
+                    .unwrap_or(Value::Null);
+            let mut pointers = Vec::new();
+            collect(&doc, String::new(), &mut pointers);
+            if let Some(node) = pointers
+                .get(index.index(pointers.len().max(1)))
+                .and_then(|p| doc.pointer_mut(p))
+            {
+                *node = replacement;
+            }
+            doc.to_string()
+        })
+    }
+
+    fn collect(v: &Value, at: String, out: &mut Vec<String>) {
+        match v {
+            Value::Object(m) => m.iter().for_each(|(k, c)| {
+                let p = format!("{at}/{k}");
+                out.push(p.clone());
+                collect(c, p, out);
+            }),
+            Value::Array(a) => a.iter().enumerate().for_each(|(i, c)| {
+                let p = format!("{at}/{i}");
+                out.push(p.clone());
+                collect(c, p, out);
+            }),
+            _ => {}
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        #[test]
+        fn any_document_loads_or_is_a_located_invalid_config(
+            text in prop_oneof![mutated(), json().prop_map(|v| v.to_string())]
+        ) {
+            if let Err(e) = block_on(load_document(&text, &NoFetcher)) {
+                let Error::InvalidConfig(m) = &e else {
+                    return Err(TestCaseError::fail(format!("not InvalidConfig: {e:?}")));
+                };
+                prop_assert!(!m.is_empty() && m.len() < 2048, "{m}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_deeply_nested_document_is_too_deep_with_the_limit() {
+        let text = format!("{{\"rules\":{}{}}}", "[".repeat(300), "]".repeat(300));
+        let m = doc_err(&text);
+        assert!(m.contains("deeper than the limit of 64"), "{m}");
+    }
+}

@@ -483,3 +483,207 @@ fn the_window_is_what_is_left_rounded_up_within_7_and_30_days() {
         assert_eq!(w.days(now), want, "{w:?}");
     }
 }
+
+// Hostile payloads (issue 14): whatever reaches the function from outside either parses or is a
+// small InvalidEvent; never a panic, never another kind. Each payload kind is one strategy in
+// `payload()`, so a new kind (failure records, SQS batches) is one more arm.
+mod hostile {
+    use super::*;
+    use proptest::prelude::*;
+
+    const FIXTURES: &[&str] = &[
+        "create",
+        "delete",
+        "failed",
+        "pending",
+        "put",
+        "stage",
+        "label",
+        "rotation",
+        "manual",
+        "manual-all",
+    ];
+
+    /// Arbitrary JSON, bounded in depth and breadth.
+    fn json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|n| json!(n)),
+            "[a-zA-Z0-9:/*_.-]{0,12}".prop_map(Value::String),
+            prop_oneof![
+                Just("AWSCURRENT"),
+                Just("AWSPENDING"),
+                Just("manual"),
+                Just("aws.secretsmanager"),
+                Just("AssumedRole"),
+                Just(ARN),
+            ]
+            .prop_map(|s| Value::String(s.into())),
+        ];
+        leaf.prop_recursive(4, 32, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                proptest::collection::vec(("[a-zA-Z]{1,10}", inner), 0..6)
+                    .prop_map(|kv| Value::Object(kv.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// Every object path (keys only) inside a document, so a mutation can target any field.
+    fn paths(v: &Value, prefix: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
+        if let Value::Object(m) = v {
+            for (k, child) in m {
+                prefix.push(k.clone());
+                out.push(prefix.clone());
+                paths(child, prefix, out);
+                prefix.pop();
+            }
+        }
+    }
+
+    /// A valid document with one field replaced by arbitrary JSON, or removed.
+    fn mutated() -> impl Strategy<Value = Value> {
+        (
+            proptest::sample::select(FIXTURES),
+            any::<proptest::sample::Index>(),
+            proptest::option::of(json()),
+        )
+            .prop_map(|(name, index, replacement)| {
+                let mut doc = fixture(name);
+                let mut all = Vec::new();
+                paths(&doc, &mut Vec::new(), &mut all);
+                if all.is_empty() {
+                    return doc;
+                }
+                let path = &all[index.index(all.len())];
+                let mut node = &mut doc;
+                for key in &path[..path.len() - 1] {
+                    node = &mut node[key.as_str()];
+                }
+                if let Value::Object(m) = node {
+                    let last = &path[path.len() - 1];
+                    match replacement {
+                        Some(v) => {
+                            m.insert(last.clone(), v);
+                        }
+                        None => {
+                            m.shift_remove(last);
+                        }
+                    }
+                }
+                doc
+            })
+    }
+
+    /// Manual payloads built from their own keys, cursors included.
+    fn manual() -> impl Strategy<Value = Value> {
+        proptest::collection::vec(
+            (
+                proptest::sample::select(
+                    &[
+                        "secretId",
+                        "secretIds",
+                        "all",
+                        "dryRun",
+                        "failOnError",
+                        "region",
+                        "resume",
+                        "bogus",
+                    ][..],
+                ),
+                json(),
+            ),
+            0..5,
+        )
+        .prop_map(|kv| {
+            let mut m: Map<String, Value> =
+                kv.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+            m.insert("source".into(), json!("manual"));
+            Value::Object(m)
+        })
+    }
+
+    fn payload() -> impl Strategy<Value = Value> {
+        prop_oneof![mutated(), manual(), json()]
+    }
+
+    fn assert_located_invalid_event(r: Result<Request, Error>) -> Result<(), TestCaseError> {
+        if let Err(e) = r {
+            let Error::InvalidEvent(message) = &e else {
+                return Err(TestCaseError::fail(format!("not InvalidEvent: {e:?}")));
+            };
+            prop_assert!(!message.is_empty());
+            prop_assert!(
+                message.len() < 1024,
+                "rejection too long: {} bytes",
+                message.len()
+            );
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        #[test]
+        fn any_payload_parses_or_is_a_small_invalid_event(p in payload()) {
+            assert_located_invalid_event(parse(&p, &me()))?;
+        }
+
+        #[test]
+        fn any_payload_text_reads_or_is_a_small_invalid_event(p in payload(), cut in any::<proptest::sample::Index>()) {
+            let text = p.to_string();
+            let cut = cut.index(text.len() + 1);
+            let text = text.get(..cut).unwrap_or(&text);
+            match read_payload(text) {
+                Ok(v) => assert_located_invalid_event(parse(&v, &me()))?,
+                Err(Error::InvalidEvent(m)) => prop_assert!(m.len() < 256),
+                Err(e) => return Err(TestCaseError::fail(format!("not InvalidEvent: {e:?}"))),
+            }
+        }
+
+        #[test]
+        fn nesting_past_the_limit_is_reported_as_too_deep(depth in (MAX_DEPTH + 1)..5000, object in any::<bool>()) {
+            let (open, close) = if object { ("{\"a\":", "}") } else { ("[", "]") };
+            let text = format!("{}1{}", open.repeat(depth), close.repeat(depth));
+            match read_payload(&text) {
+                Err(Error::InvalidEvent(m)) => {
+                    prop_assert!(m.contains("deeper than the limit of 64"), "{m}");
+                }
+                other => return Err(TestCaseError::fail(format!("{other:?}"))),
+            }
+        }
+    }
+
+    #[test]
+    fn a_huge_unknown_key_gives_a_small_rejection() {
+        let mut payload = json!({"source": "manual"});
+        payload["k".repeat(1 << 20).as_str()] = json!(1);
+        let Err(Error::InvalidEvent(m)) = parse(&payload, &me()) else {
+            panic!("expected InvalidEvent");
+        };
+        assert!(m.len() <= MAX_MESSAGE + 20, "{} bytes", m.len());
+    }
+
+    #[test]
+    fn nesting_at_the_limit_is_read() {
+        let text = format!("{}{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
+        assert!(read_payload(&text).is_ok());
+    }
+
+    #[test]
+    fn brackets_inside_strings_do_not_count_as_nesting() {
+        let text = format!("{{\"a\": \"{}\\\"{}\"}}", "[".repeat(500), "{".repeat(500));
+        assert!(read_payload(&text).is_ok());
+    }
+
+    #[test]
+    fn a_syntax_error_is_located_and_does_not_quote_the_input() {
+        let Err(Error::InvalidEvent(m)) = read_payload("{\"secretId\": s3cr3t}") else {
+            panic!("expected InvalidEvent");
+        };
+        assert!(m.contains("line 1, column"), "{m}");
+        assert!(!m.contains("s3cr3t"), "{m}");
+    }
+}

@@ -80,11 +80,17 @@ impl FakeRuntime {
 
     /// Queues an event; returns its request id.
     pub fn push(&self, event: &serde_json::Value) -> String {
+        self.push_raw(&event.to_string())
+    }
+
+    /// Queues a payload as raw text (one serde_json could not build, such as one nested past
+    /// its recursion limit); returns its request id.
+    pub fn push_raw(&self, body: &str) -> String {
         let (lock, cv) = &*self.state;
         let mut s = lock.lock().unwrap();
         s.next_id += 1;
         let id = format!("req-{}", s.next_id);
-        s.events.push_back((id.clone(), event.to_string()));
+        s.events.push_back((id.clone(), body.to_string()));
         cv.notify_all();
         id
     }
