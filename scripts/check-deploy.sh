@@ -3,7 +3,7 @@
 #   cfn-lint              template.yaml and the CloudFormation templates under iam/
 #   sam validate --lint   template.yaml (SAM transform + cfn-lint rules; offline, dummy credentials)
 #   parliament            every identity policy under iam/ (*.json without a Principal); trust and
-#                         key policies, which parliament cannot judge, are checked by tests/deploy.rs
+#                         key policies, which parliament cannot judge, are checked by tests/iam_policies.rs
 #
 # Tools come from PyPI, installed on first use (idempotent; a stamp file makes later runs start at
 # once): cfn-lint and parliament into the repository's `.venv`; aws-sam-cli into its own venv

@@ -3,7 +3,7 @@
 //! destination region, trigger, reason): never a secret name, never a value.
 //!
 //! Every metric this module can emit, with its unit and dimension sets, is listed in
-//! [`CATALOGUE`]; `template.yaml`'s alarms and dashboard use only these (`tests/deploy.rs` and
+//! [`CATALOGUE`]; `template.yaml`'s alarms and dashboard use only these (`tests/alarms.rs` and
 //! `tests/observability.rs` prove it by parsing the lines the function prints).
 //!
 //! | metric | unit | dimension sets | from |
