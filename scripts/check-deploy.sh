@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Lints the deployment artefacts. Exit 0 only when every check passes:
-#   cfn-lint              template.yaml and the CloudFormation templates under iam/
+#   cfn-lint              template.yaml and the CloudFormation templates under iam/ (among them
+#                         iam/destination-role.yaml, the destination role's StackSet)
 #   sam validate --lint   template.yaml (SAM transform + cfn-lint rules; offline, dummy credentials)
 #   parliament            every identity policy under iam/ (*.json without a Principal); trust and
 #                         key policies, which parliament cannot judge, are checked by tests/deploy.rs
@@ -62,9 +63,14 @@ fi
 cd "$root"
 failed=0
 
-# 1. cfn-lint: the SAM template and the destination-account template(s).
+# 1. cfn-lint: the SAM template and the destination-account template(s), among them the
+#    StackSet template of the destination role (iam/destination-role.yaml), which must exist.
 cfn_targets=(template.yaml)
 while IFS= read -r f; do cfn_targets+=("$f"); done < <(find iam -maxdepth 1 -name '*.yaml' | sort)
+if [[ ! -f iam/destination-role.yaml ]]; then
+    echo "check-deploy: iam/destination-role.yaml (the destination-role StackSet) is missing" >&2
+    failed=1
+fi
 if out=$("$venv/bin/cfn-lint" "${cfn_targets[@]}" 2>&1); then
     echo "check-deploy: cfn-lint ok (${cfn_targets[*]})"
 else
