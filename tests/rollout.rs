@@ -7,8 +7,9 @@
 //! - `template.yaml`'s function role is on that path, with a generated name, and allows no
 //!   action on `*` but `secretsmanager:ListSecrets`.
 //! - Every `sts:AssumeRole` trust under `iam/` requires `sts:ExternalId`.
+//! - The example configurations under `examples/` pass the built binary's `validate`.
 //!
-//! Static: nothing runs but the evaluation.
+//! Static, apart from the `validate` runs (a local process, no network).
 
 mod common;
 
@@ -388,5 +389,75 @@ fn every_assume_role_trust_under_iam_requires_the_external_id() {
     assert!(
         checked >= 2,
         "the trust JSON and the StackSet's role are both checked ({checked})"
+    );
+}
+
+// ---- examples/ ---------------------------------------------------------------------------------
+
+const EXAMPLES: [&str; 4] = [
+    "analytics-account.json",
+    "dr-region.json",
+    "renamed-copy.json",
+    "tag-opt-in.json",
+];
+
+#[test]
+fn every_example_config_passes_validate() {
+    let found: Vec<String> = files(&root().join("examples"), "json")
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(found, EXAMPLES, "examples/*.json");
+    for name in EXAMPLES {
+        let path = format!("examples/{name}");
+        // Plain documents: nothing that would make `validate` read a secret.
+        let text = std::fs::read_to_string(root().join(&path)).unwrap();
+        assert!(!text.contains("secret:"), "{path} names a secret");
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_secret-replicator"))
+            .args(["validate", "--config", &path])
+            .current_dir(root())
+            .env_clear()
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && stdout.starts_with("valid: "),
+            "{path}: {}\nstdout: {stdout}\nstderr: {stderr}",
+            out.status
+        );
+    }
+}
+
+#[test]
+fn the_cross_account_examples_assume_the_stacksets_role_with_an_external_id() {
+    let mut accounts = BTreeSet::new();
+    for name in EXAMPLES {
+        let doc = read_json(&root().join("examples").join(name));
+        for rule in doc["rules"].as_array().unwrap() {
+            for d in rule["destinations"].as_array().unwrap() {
+                let Some(arn) = d["account_role_arn"].as_str() else {
+                    continue;
+                };
+                let account = common::iam::arn_account(arn).unwrap();
+                assert_eq!(
+                    arn,
+                    format!("arn:aws:iam::{account}:role/secret-replicator-destination"),
+                    "{name}: the StackSet's default RoleName"
+                );
+                assert!(
+                    d["external_id"].as_str().is_some_and(|s| s.len() >= 16),
+                    "{name}: an external_id"
+                );
+                accounts.insert(account);
+            }
+        }
+    }
+    assert_eq!(
+        accounts.len(),
+        2,
+        "two destination accounts besides the source"
     );
 }
