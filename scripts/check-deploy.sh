@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # Lints the deployment artefacts. Exit 0 only when every check passes:
-#   cfn-lint              template.yaml and the CloudFormation templates under iam/
+#   cfn-lint              template.yaml and the CloudFormation templates under iam/ (among them
+#                         iam/destination-role.yaml, the destination role's StackSet)
 #   sam validate --lint   template.yaml (SAM transform + cfn-lint rules; offline, dummy credentials)
 #   parliament            every identity policy under iam/ (*.json without a Principal); trust and
 #                         key policies, which parliament cannot judge, are checked by tests/iam_policies.rs
+#   validate              every example configuration under examples/ (*.json), with the release
+#                         or debug build of the binary (`secret-replicator validate --config F`)
 #
 # Tools come from PyPI, installed on first use (idempotent; a stamp file makes later runs start at
 # once): cfn-lint and parliament into the repository's `.venv`; aws-sam-cli into its own venv
 # `.venv/sam`, because its pins (boto3, botocore, ...) would otherwise move the versions moto uses.
-# Needs python3 (3.9+). No AWS account, network or credentials beyond PyPI.
+# Needs python3 (3.9+) and cargo. No AWS account, network or credentials beyond PyPI.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -62,9 +65,14 @@ fi
 cd "$root"
 failed=0
 
-# 1. cfn-lint: the SAM template and the destination-account template(s).
+# 1. cfn-lint: the SAM template and the destination-account template(s), among them the
+#    StackSet template of the destination role (iam/destination-role.yaml), which must exist.
 cfn_targets=(template.yaml)
 while IFS= read -r f; do cfn_targets+=("$f"); done < <(find iam -maxdepth 1 -name '*.yaml' | sort)
+if [[ ! -f iam/destination-role.yaml ]]; then
+    echo "check-deploy: iam/destination-role.yaml (the destination-role StackSet) is missing" >&2
+    failed=1
+fi
 if out=$("$venv/bin/cfn-lint" "${cfn_targets[@]}" 2>&1); then
     echo "check-deploy: cfn-lint ok (${cfn_targets[*]})"
 else
@@ -111,6 +119,43 @@ for f in "${identity[@]}"; do
         failed=1
     fi
 done
+
+# 4. The example configurations (examples/*.json) pass the binary's own `validate`: the release
+#    build or the debug one, whichever is newer (a debug build is made when there is neither).
+target="${CARGO_TARGET_DIR:-$root/target}"
+bin=""
+for b in "$target/release/secret-replicator" "$target/debug/secret-replicator"; do
+    if [[ -x "$b" && (-z "$bin" || "$b" -nt "$bin") ]]; then bin=$b; fi
+done
+if [[ -z "$bin" ]]; then
+    echo "check-deploy: building the secret-replicator binary (debug) to validate examples/" >&2
+    if cargo build --quiet --bin secret-replicator; then
+        bin="$target/debug/secret-replicator"
+    else
+        echo "check-deploy: cargo build FAILED" >&2
+        failed=1
+    fi
+fi
+examples=()
+while IFS= read -r f; do examples+=("$f"); done < <(find examples -maxdepth 1 -name '*.json' | sort)
+if ((${#examples[@]} == 0)); then
+    echo "check-deploy: no example configuration under examples/" >&2
+    failed=1
+fi
+if [[ -n "$bin" ]]; then
+    for f in "${examples[@]}"; do
+        # Relative transform paths (sedfiles/...) resolve from the repository root, as in the
+        # package root on Lambda; no AWS access (the examples name no secret).
+        if out=$(env -i PATH="$PATH" AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true \
+            "$bin" validate --config "$f" 2>&1); then
+            echo "check-deploy: validate ok ($f: ${out##*$'\n'})"
+        else
+            printf '%s\n' "$out"
+            echo "check-deploy: validate FAILED ($f)" >&2
+            failed=1
+        fi
+    done
+fi
 
 if ((failed)); then
     echo "check-deploy: FAILED" >&2

@@ -1043,15 +1043,9 @@ fn inventory() -> Vec<Doc> {
         let stack = resolve_in(
             &load_cfn(&path),
             &[
-                (
-                    "FunctionRoleArn",
-                    "arn:aws:iam::111111111111:role/secret-replicator-FunctionRole-EXAMPLE",
-                ),
+                ("SourceAccountId", "111111111111"),
                 ("ExternalId", "4f1c0b6e9d2a7c3b5e8f0a1b"),
-                (
-                    "DestinationSecretArnPattern",
-                    "arn:aws:secretsmanager:us-west-2:222222222222:secret:dr/*",
-                ),
+                ("SecretNamePrefix", "dr/"),
                 ("KmsKeyArns", keys),
             ],
             "222222222222",

@@ -45,12 +45,10 @@ pub fn function_params() -> Vec<(&'static str, &'static str)> {
 /// The parameters of the suites' destination-role stack in [`DEST_ACCOUNT`].
 pub fn destination_params() -> Vec<(&'static str, &'static str)> {
     vec![
-        ("FunctionRoleArn", FUNCTION_ROLE_ARN),
+        ("SourceAccountId", SOURCE_ACCOUNT),
         ("ExternalId", EXTERNAL_ID),
-        (
-            "DestinationSecretArnPattern",
-            "arn:aws:secretsmanager:*:222233334444:secret:*",
-        ),
+        // Every secret of the account, in every region (secret:*).
+        ("SecretNamePrefix", ""),
         ("KmsKeyArns", "arn:aws:kms:*:222233334444:key/*"),
     ]
 }
