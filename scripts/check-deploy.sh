@@ -5,12 +5,15 @@
 #   sam validate --lint   template.yaml (SAM transform + cfn-lint rules; offline, dummy credentials)
 #   parliament            every identity policy under iam/ (*.json without a Principal); trust and
 #                         key policies, which parliament cannot judge, are checked by tests/iam_policies.rs
+#   checkov               template.yaml and iam/*.yaml, offline (--skip-download); each finding is
+#                         fixed or skipped inline in the template's Metadata with a one-line reason
 #   validate              every example configuration under examples/ (*.json), with the release
 #                         or debug build of the binary (`secret-replicator validate --config F`)
 #
 # Tools come from PyPI, installed on first use (idempotent; a stamp file makes later runs start at
 # once): cfn-lint and parliament into the repository's `.venv`; aws-sam-cli into its own venv
-# `.venv/sam`, because its pins (boto3, botocore, ...) would otherwise move the versions moto uses.
+# `.venv/sam`, because its pins (boto3, botocore, ...) would otherwise move the versions moto uses;
+# checkov into `.venv/checkov` for the same reason.
 # Needs python3 (3.9+) and cargo. No AWS account, network or credentials beyond PyPI.
 set -euo pipefail
 
@@ -20,18 +23,21 @@ samvenv="$venv/sam"
 stamp="$venv/.check-deploy-tools"
 tools=('cfn-lint>=1.58,<2' 'parliament>=1.6,<2')
 samtools=('aws-sam-cli>=1.170,<2')
+ckvenv="$venv/checkov"
+ckvtools=('checkov==3.3.30')
 
 py=$(command -v python3 || true)
 [[ -n "$py" ]] || {
     echo "check-deploy: python3 not found" >&2
     exit 1
 }
-want="v1 ${tools[*]} ${samtools[*]} $("$py" -c 'import sys; print(sys.version.split()[0])')"
+want="v2 ${tools[*]} ${samtools[*]} ${ckvtools[*]} $("$py" -c 'import sys; print(sys.version.split()[0])')"
 
 ready() {
     [[ -f "$stamp" && "$(cat "$stamp")" == "$want" && -x "$venv/bin/cfn-lint" &&
-        -x "$venv/bin/parliament" && -x "$samvenv/bin/sam" ]] &&
-        "$venv/bin/python" -c '' 2>/dev/null && "$samvenv/bin/python" -c '' 2>/dev/null
+        -x "$venv/bin/parliament" && -x "$samvenv/bin/sam" && -x "$ckvenv/bin/checkov" ]] &&
+        "$venv/bin/python" -c '' 2>/dev/null && "$samvenv/bin/python" -c '' 2>/dev/null &&
+        "$ckvenv/bin/python" -c '' 2>/dev/null
 }
 
 if ! ready; then
@@ -42,7 +48,7 @@ if ! ready; then
         ready && exit 0
         log="$venv/check-deploy-install.log"
         : >"$log"
-        echo "check-deploy: installing ${tools[*]} and ${samtools[*]} (first run only; 1-3 minutes)" >&2
+        echo "check-deploy: installing ${tools[*]}, ${samtools[*]} and ${ckvtools[*]} (first run only; 2-4 minutes)" >&2
         export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1
         if ! "$venv/bin/python" -c '' 2>/dev/null; then
             "$py" -m venv "$venv" >>"$log" 2>&1
@@ -50,9 +56,13 @@ if ! ready; then
         if ! "$samvenv/bin/python" -c '' 2>/dev/null; then
             "$py" -m venv --clear "$samvenv" >>"$log" 2>&1
         fi
+        if ! "$ckvenv/bin/python" -c '' 2>/dev/null; then
+            "$py" -m venv --clear "$ckvenv" >>"$log" 2>&1
+        fi
         {
             "$venv/bin/python" -m pip install --progress-bar off "${tools[@]}" &&
-                "$samvenv/bin/python" -m pip install --progress-bar off "${samtools[@]}"
+                "$samvenv/bin/python" -m pip install --progress-bar off "${samtools[@]}" &&
+                "$ckvenv/bin/python" -m pip install --progress-bar off "${ckvtools[@]}"
         } >>"$log" 2>&1 || {
             tail -n 30 "$log" >&2
             echo "check-deploy: pip install failed (full log: $log)" >&2
@@ -94,7 +104,20 @@ else
     failed=1
 fi
 
-# 3. parliament: identity policies (documents without a Principal) under iam/.
+# 3. checkov: offline (--skip-download fetches no guidelines or policies), no telemetry. The IAM
+#    documents under iam/*.json are identity and trust policies, which checkov has no framework
+#    for outside a template: parliament and tests/iam_policies.rs judge them.
+if out=$(env BC_SKIP_MAPPING=TRUE CHECKOV_RUN_SCA_PACKAGE_SCAN_V2=false \
+    "$ckvenv/bin/checkov" --skip-download --framework cloudformation --compact --quiet \
+    $(printf -- '-f %s ' "${cfn_targets[@]}") 2>&1); then
+    echo "check-deploy: checkov ok ($(printf '%s' "$out" | grep -o 'Passed checks: [0-9]*, Failed checks: [0-9]*, Skipped checks: [0-9]*' | head -n1))"
+else
+    printf '%s\n' "$out"
+    echo "check-deploy: checkov FAILED" >&2
+    failed=1
+fi
+
+# 4. parliament: identity policies (documents without a Principal) under iam/.
 identity=()
 while IFS= read -r f; do
     if "$venv/bin/python" - "$f" <<'PY'; then identity+=("$f"); fi
@@ -120,7 +143,7 @@ for f in "${identity[@]}"; do
     fi
 done
 
-# 4. The example configurations (examples/*.json) pass the binary's own `validate`: the release
+# 5. The example configurations (examples/*.json) pass the binary's own `validate`: the release
 #    build or the debug one, whichever is newer (a debug build is made when there is neither).
 target="${CARGO_TARGET_DIR:-$root/target}"
 bin=""
