@@ -469,6 +469,22 @@ async fn a_role_principal_matches_its_sessions_and_an_account_root_matches_that_
         out.assumed_role_user().unwrap().arn(),
         "arn:aws:sts::222233334444:assumed-role/secret-replicator-destination/secret-replicator"
     );
+    // The trust's conditions are evaluated (the launcher keeps them): without the external id,
+    // or with another one, the same session is refused.
+    for external_id in [None, Some("not-the-id")] {
+        let denied = as_function
+            .assume_role()
+            .role_arn(DEST_ROLE_ARN)
+            .role_session_name("secret-replicator")
+            .set_external_id(external_id.map(str::to_string))
+            .send()
+            .await;
+        assert_eq!(
+            denied.expect_err("the external id is required").code(),
+            Some("AccessDenied"),
+            "{external_id:?}"
+        );
+    }
     // Another principal of the same account is not that role.
     let as_admin = sts_as(&moto, base_credentials()).await;
     let denied = as_admin
@@ -527,8 +543,13 @@ async fn a_role_principal_matches_its_sessions_and_an_account_root_matches_that_
     );
     assert_eq!(assumes[0]["resource"], DEST_ROLE_ARN);
     assert_eq!(assumes[0]["principal_role"], FUNCTION_ROLE_ARN);
+    // After the two refused attempts without the right external id and the admin's refusal.
     assert_eq!(
-        assumes[2]["context"],
+        assumes[1]["context"],
+        json!({"sts:RoleSessionName": "secret-replicator"})
+    );
+    assert_eq!(
+        assumes[4]["context"],
         json!({"sts:RoleSessionName": "user"})
     );
 }

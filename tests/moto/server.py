@@ -19,9 +19,10 @@ The same server as `moto_server` (request recording included; `-p 0` binds any f
 
   `policy`/`trust` are IAM policy documents. Conditions are stripped from every statement the
   launcher installs: moto evaluates only `StringEquals` and only when the request carries the key
-  (so a trust policy requiring `sts:ExternalId` lets a request without one through, and
-  `ArnLike aws:PrincipalArn` is ignored). SPEC §11: the static policy tests evaluate conditions
-  against the calls recorded below. Resources that are template placeholders (`<FailureQueue.Arn>`:
+  (so a trust policy requiring `sts:ExternalId` would let a request without one through, and
+  `ArnLike aws:PrincipalArn` would be ignored). Trust policies are evaluated here instead, their
+  conditions included (section 6); identity-policy conditions are left to the static policy tests
+  (SPEC §11), which evaluate them against the calls recorded below. Resources that are template placeholders (`<FailureQueue.Arn>`:
   resources the emulator does not have) are dropped.
 - `MOTO_IAM_LOG=FILE`: one JSON object per line for every AWS request authorized or denied:
   principal, principal_role, account, region, action, resource, context, kms_keys, allowed.
@@ -437,10 +438,49 @@ def _principal_matches(element: Any, principal: Principal) -> bool:
     return any(principal.matches(v) for v in _as_list(element.get("AWS")))
 
 
-def _evaluate_trust(doc: Any, action: str, principal: Principal) -> str:
+# The trust policies as written (conditions kept; moto is given them stripped, see the module's
+# docstring), by role ARN. Their conditions are evaluated here, for the operators and keys the
+# trust policies of this repository use:
+# AWS, condition operators (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition_operators.html):
+#   StringEquals / StringLike / ArnEquals / ArnLike ("*" and "?" wildcards for the Like forms);
+#   a key absent from the request context makes the condition false (no ...IfExists used here).
+# AWS, global condition keys (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html#condition-keys-principalarn):
+#   aws:PrincipalArn "for IAM roles ... returns the ARN of the role, not the ARN of the user that
+#   assumed the role"; for an IAM user, the user's ARN.
+_TRUSTS: dict[str, Any] = {}
+
+
+def _like(pattern: str, value: str) -> bool:
+    rx = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    return re.fullmatch(rx, value, flags=re.S) is not None
+
+
+def _conditions_hold(stmt: dict[str, Any], ctx: dict[str, str]) -> bool:
+    for op, pairs in (stmt.get("Condition") or {}).items():
+        for key, wanted in pairs.items():
+            got = ctx.get(key)
+            if got is None:
+                return False
+            values = _as_list(wanted)
+            if op in ("StringEquals", "ArnEquals"):
+                ok = got in values
+            elif op in ("StringLike", "ArnLike"):
+                ok = any(_like(v, got) for v in values)
+            else:
+                raise SystemExit(f"moto launcher: condition operator {op} not evaluated")
+            if not ok:
+                return False
+    return True
+
+
+def _evaluate_trust(doc: Any, action: str, principal: Principal, ctx: dict[str, str] | None = None) -> str:
     result = NEUTRAL
+    ctx = dict(ctx or {})
+    ctx["aws:PrincipalArn"] = principal.role_arn or principal.arn
     for stmt in _statements(doc):
         if not _action_matches(stmt, action):
+            continue
+        if not _conditions_hold(stmt, ctx):
             continue
         if "NotPrincipal" in stmt:
             hit = not _principal_matches(stmt["NotPrincipal"], principal)
@@ -584,7 +624,7 @@ def _authenticate_and_authorize_action(self, iam_request_cls, resource="*"):  # 
         _deny(self, e.error_type, e.message, e.code)
     action = request._action
     principal = _principal_of(request._access_key)
-    allowed, reason = _is_allowed(request, action, resource, principal)
+    allowed, reason = _is_allowed(request, action, resource, principal, _request_context(self, action))
     _log(
         {
             "principal": principal.arn,
@@ -610,7 +650,9 @@ def _authenticate_and_authorize_action(self, iam_request_cls, resource="*"):  # 
     return None
 
 
-def _is_allowed(request: IAMRequest, action: str, resource: str, principal: Principal) -> tuple[bool, str]:
+def _is_allowed(
+    request: IAMRequest, action: str, resource: str, principal: Principal, ctx: dict[str, str] | None = None
+) -> tuple[bool, str]:
     if action == "sts:GetCallerIdentity":  # always allowed on AWS, even under an explicit deny
         return True, ""
     docs = [IAMPolicy(p)._policy_json for p in request._access_key.collect_policies()]
@@ -621,7 +663,7 @@ def _is_allowed(request: IAMRequest, action: str, resource: str, principal: Prin
         role = _find_role(resource)
         if role is None:
             return False, "because the role does not exist"
-        trust = _evaluate_trust(role.assume_role_policy_document, action, principal)
+        trust = _evaluate_trust(_TRUSTS.get(role.arn, role.assume_role_policy_document), action, principal, ctx)
         if trust == DENY:
             return False, "with an explicit deny in a resource-based policy"
         if trust != ALLOW:
@@ -686,6 +728,7 @@ def install(setup: dict[str, Any]) -> None:
             max_session_duration=None,
         )
         role.put_policy("policy", _installable(r["policy"]))
+        _TRUSTS[role.arn] = r.get("trust", {"Statement": []})
         for s in r.get("sessions", []):
             key = _fixed_key(account, s["access_key_id"], s["secret_access_key"], "ASIA", None)
             key.role_arn = role.arn
