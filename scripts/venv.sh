@@ -14,8 +14,9 @@ _sr_venv_ensure() {
     root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
     venv="$root/.venv"
     stamp="$venv/.secret-replicator-tools"
+    # moto is pinned: tests/moto/server.py patches its internals (each patch cites its AWS page).
     # cargo-lambda brings `ziglang` (zig, for `cargo lambda build --arm64` cross builds).
-    local -a pkgs=('moto[server]>=5.1,<6' 'cargo-lambda>=1.9,<2')
+    local -a pkgs=('moto[server]==5.2.5' 'cargo-lambda>=1.9,<2')
     want="v3 ${pkgs[*]}"
 
     # Fast path: nothing to do.
