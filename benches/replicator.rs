@@ -155,6 +155,14 @@ impl Function {
                 ("AWS_ENDPOINT_URL", endpoint),
                 ("REPLICATOR_CONFIG", config.as_str()),
             ])
+            // The write budget paces every mutating call (a one-slot bucket at
+            // REPLICATOR_WRITE_TPS per destination): at the default 25/s it, not the code, sets
+            // the warm loop's pace. `REPLICATOR_WRITE_TPS=50` passes through to look past it.
+            .envs(
+                std::env::var("REPLICATOR_WRITE_TPS")
+                    .ok()
+                    .map(|v| ("REPLICATOR_WRITE_TPS", v)),
+            )
             .envs(common::app::function_env())
             .stdin(Stdio::null())
             // Logs and EMF lines are formatted and written as on Lambda, then dropped (or kept
