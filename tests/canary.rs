@@ -43,6 +43,8 @@ static DIRS: AtomicUsize = AtomicUsize::new(0);
 fn scratch() -> PathBuf {
     let n = DIRS.fetch_add(1, Ordering::Relaxed);
     let dir = std::env::temp_dir().join(format!("canary-test-{}-{n}", std::process::id()));
+    // Another process with the same pid may have left it; start empty.
+    let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }

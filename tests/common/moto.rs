@@ -82,6 +82,9 @@ impl Moto {
         for _ in 0..5 {
             let seq = SEQ.fetch_add(1, Ordering::Relaxed);
             let dir = env::temp_dir().join(format!("moto-harness-{}-{seq}", process::id()));
+            // A directory left by an earlier process with the same pid (pids wrap at 32768 and
+            // failed runs keep theirs) would hand over its stale `port` file.
+            let _ = fs::remove_dir_all(&dir);
             fs::create_dir_all(&dir).expect("create moto temp dir");
             fs::write(dir.join("iam-setup.json"), &setup).expect("write the IAM setup");
             let iam_log = Path::new(&calls_dir).join(format!(
