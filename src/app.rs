@@ -362,10 +362,13 @@ impl<S: Stores> App<S> {
                 report.continued = Some(false);
             }
             if fail_on_error && own_failures == 0 && prior_failures > 0 {
-                let e = Error::Inconsistent(format!(
-                    "{prior_failures} destination(s) failed in earlier links of this backfill (the first: {})",
-                    prior_kind.as_deref().unwrap_or("unknown")
-                ));
+                let e = Error::EarlierLinks {
+                    kind: prior_kind
+                        .as_deref()
+                        .and_then(crate::error::ErrorKind::from_name)
+                        .unwrap_or(crate::error::ErrorKind::ServiceError),
+                    count: prior_failures,
+                };
                 return Ok((report.with_error(&e), Verdict::Fail));
             }
             return Ok((report, Verdict::AsInvoked));
@@ -388,7 +391,10 @@ impl<S: Stores> App<S> {
                 report.remaining_count.unwrap_or_default()
             ));
             tracing::warn!(link, "backfill chain cap reached");
-            return Ok((report.with_error(&e), Verdict::Fail));
+            // Answered as the invocation asks (a Lambda error only with `failOnError`): the
+            // schedule's runs reach the BackfillIncomplete alarm, not Lambda's retries and the
+            // failure queue.
+            return Ok((report.with_error(&e), Verdict::AsInvoked));
         }
         let resume = next.encode(function);
         let mut next_payload = payload.clone();

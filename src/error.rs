@@ -60,6 +60,28 @@ impl ErrorKind {
         }
     }
 
+    /// Every kind, in the order of the error table.
+    pub const ALL: [ErrorKind; 13] = [
+        ErrorKind::InvalidEvent,
+        ErrorKind::InvalidConfig,
+        ErrorKind::AwsClientError,
+        ErrorKind::AccessDenied,
+        ErrorKind::SourceNotFound,
+        ErrorKind::DestinationConflict,
+        ErrorKind::TooLarge,
+        ErrorKind::TransformFailed,
+        ErrorKind::KmsUnavailable,
+        ErrorKind::Throttled,
+        ErrorKind::ServiceError,
+        ErrorKind::Timeout,
+        ErrorKind::BackfillIncomplete,
+    ];
+
+    /// The kind of a stable name ([`ErrorKind::as_str`]), e.g. from a `resume` cursor.
+    pub fn from_name(name: &str) -> Option<ErrorKind> {
+        ErrorKind::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+
     /// The stable name (Lambda's `errorType`, the metric dimension).
     pub fn as_str(self) -> &'static str {
         match self {
@@ -215,6 +237,10 @@ pub enum Error {
     /// The `all` chain reached its link cap with work left.
     #[error("{0}")]
     BackfillIncomplete(String),
+    /// The last link of an `all` chain with `failOnError`, when only earlier links failed: of
+    /// the kind of the chain's first failure (SPEC §6), so `errorType` names what failed.
+    #[error("{count} destination(s) failed in earlier links of this backfill (the first: {})", .kind.as_str())]
+    EarlierLinks { kind: ErrorKind, count: u64 },
 }
 
 impl Error {
@@ -230,6 +256,7 @@ impl Error {
             Error::TransformFailed(_) => ErrorKind::TransformFailed,
             Error::Inconsistent(_) => ErrorKind::ServiceError,
             Error::BackfillIncomplete(_) => ErrorKind::BackfillIncomplete,
+            Error::EarlierLinks { kind, .. } => *kind,
         }
     }
 
@@ -274,4 +301,34 @@ pub struct ErrorBody {
     /// The AWS error code, when AWS produced the error.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub code: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_is_listed_once_and_found_by_its_name() {
+        let names: std::collections::BTreeSet<&str> =
+            ErrorKind::ALL.iter().map(|k| k.as_str()).collect();
+        assert_eq!(names.len(), ErrorKind::ALL.len());
+        for k in ErrorKind::ALL {
+            assert_eq!(ErrorKind::from_name(k.as_str()), Some(k));
+        }
+        assert_eq!(ErrorKind::from_name("NoSuchKind"), None);
+    }
+
+    #[test]
+    fn a_failure_of_earlier_links_keeps_their_kind() {
+        let e = Error::EarlierLinks {
+            kind: ErrorKind::DestinationConflict,
+            count: 3,
+        };
+        assert_eq!(e.kind(), ErrorKind::DestinationConflict);
+        assert_eq!(e.status_code(), 409);
+        assert_eq!(
+            e.to_string(),
+            "3 destination(s) failed in earlier links of this backfill (the first: DestinationConflict)"
+        );
+    }
 }

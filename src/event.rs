@@ -257,9 +257,31 @@ pub fn is_manual(payload: &Value) -> bool {
     payload.get("source").and_then(Value::as_str) == Some("manual")
 }
 
+/// The manual payload's field of the wrong type, named (serde's message does not say which).
+fn mistyped_field(payload: &Value) -> Option<String> {
+    let fields = payload.as_object()?;
+    fields.iter().find_map(|(key, v)| {
+        let expected = match key.as_str() {
+            "source" | "secretId" | "region" | "resume" => "a string",
+            "all" | "dryRun" | "failOnError" => "true or false",
+            "secretIds" => "a list of strings",
+            _ => return None,
+        };
+        let fits = match expected {
+            "a string" => v.is_string() || (v.is_null() && key != "source"),
+            "true or false" => v.is_boolean(),
+            _ => v.is_null() || v.as_array().is_some_and(|a| a.iter().all(Value::is_string)),
+        };
+        (!fits).then(|| format!("manual payload: {key:?} must be {expected}"))
+    })
+}
+
 fn parse_manual(payload: &Value) -> Result<Request, Error> {
-    let m = Manual::deserialize(payload)
-        .map_err(|e| Error::InvalidEvent(format!("manual payload: {e}")))?;
+    let m = Manual::deserialize(payload).map_err(|e| {
+        Error::InvalidEvent(
+            mistyped_field(payload).unwrap_or_else(|| format!("manual payload: {e}")),
+        )
+    })?;
     let mut ids: Vec<String> = m.secret_id.into_iter().collect();
     ids.extend(m.secret_ids.unwrap_or_default());
     let request = |work| Request {

@@ -331,6 +331,42 @@ fn malformed_payloads_are_invalid_events() {
 }
 
 #[test]
+fn a_manual_field_of_the_wrong_type_is_named() {
+    let cases = [
+        (
+            json!({"source": "manual", "secretId": 5}),
+            "\"secretId\" must be a string",
+        ),
+        (
+            json!({"source": "manual", "all": true, "resume": 42}),
+            "\"resume\" must be a string",
+        ),
+        (
+            json!({"source": "manual", "all": "yes"}),
+            "\"all\" must be true or false",
+        ),
+        (
+            json!({"source": "manual", "all": true, "dryRun": 1}),
+            "\"dryRun\" must be true or false",
+        ),
+        (
+            json!({"source": "manual", "secretIds": ["a", 1]}),
+            "\"secretIds\" must be a list of strings",
+        ),
+        (
+            json!({"source": "manual", "all": true, "region": ["x"]}),
+            "\"region\" must be a string",
+        ),
+    ];
+    for (payload, expected) in cases {
+        let Err(Error::InvalidEvent(m)) = parse(&payload, &me()) else {
+            panic!("{payload}: expected InvalidEvent");
+        };
+        assert_eq!(m, format!("manual payload: {expected}"), "{payload}");
+    }
+}
+
+#[test]
 fn all_and_dry_run_are_manual_options() {
     let r = parse(&fixture("manual-all"), &me()).unwrap();
     assert_eq!(r.work, Work::All);

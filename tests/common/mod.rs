@@ -7,6 +7,7 @@ pub mod app;
 pub mod cfn;
 pub mod iam;
 pub mod iam_setup;
+pub mod lambda;
 pub mod moto;
 pub mod policies;
 pub mod proxy;

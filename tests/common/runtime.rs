@@ -1,7 +1,9 @@
 //! A fake Lambda Runtime API on loopback: hands events to the real binary (running with
 //! `AWS_LAMBDA_RUNTIME_API` pointing here) and records what it answers. Enough of the API for
 //! the runtime client: `/runtime/invocation/next` (long-poll), `.../response`, `.../error`,
-//! `/runtime/init/error`.
+//! `/runtime/init/error`. Each invocation carries the deadline of the runtime's budget and the
+//! function ARN it was pushed with (`Lambda-Runtime-Invoked-Function-Arn`, which the runtime
+//! client hands the handler as `invoked_function_arn`).
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -27,9 +29,14 @@ pub enum Answer {
     },
 }
 
+/// The function ARN invocations carry unless pushed with another ([`FakeRuntime::push_as`]): the
+/// suites' function in their source account and region.
+pub const FUNCTION_ARN: &str = "arn:aws:lambda:us-east-1:123456789012:function:secret-replicator";
+
 #[derive(Default)]
 struct State {
-    events: VecDeque<(String, String)>,
+    /// (request id, event, invoked function ARN).
+    events: VecDeque<(String, String, String)>,
     answers: Vec<Answer>,
     /// When the first `/next` arrived (the function finished init).
     first_next: Option<Instant>,
@@ -38,7 +45,8 @@ struct State {
     budget: Duration,
 }
 
-/// The fake Runtime API.
+/// The fake Runtime API. Clones share it (the fake Invoke API pushes into it).
+#[derive(Clone)]
 pub struct FakeRuntime {
     addr: SocketAddr,
     state: Arc<(Mutex<State>, Condvar)>,
@@ -80,19 +88,57 @@ impl FakeRuntime {
 
     /// Queues an event; returns its request id.
     pub fn push(&self, event: &serde_json::Value) -> String {
-        self.push_raw(&event.to_string())
+        self.push_as(event, FUNCTION_ARN)
+    }
+
+    /// Queues an event invoked through `function_arn`; returns its request id.
+    pub fn push_as(&self, event: &serde_json::Value, function_arn: &str) -> String {
+        self.push_raw_as(&event.to_string(), function_arn)
     }
 
     /// Queues a payload as raw text (one serde_json could not build, such as one nested past
     /// its recursion limit); returns its request id.
     pub fn push_raw(&self, body: &str) -> String {
+        self.push_raw_as(body, FUNCTION_ARN)
+    }
+
+    /// [`FakeRuntime::push_raw`] invoked through `function_arn`.
+    pub fn push_raw_as(&self, body: &str, function_arn: &str) -> String {
         let (lock, cv) = &*self.state;
         let mut s = lock.lock().unwrap();
         s.next_id += 1;
         let id = format!("req-{}", s.next_id);
-        s.events.push_back((id.clone(), body.to_string()));
+        s.events
+            .push_back((id.clone(), body.to_string(), function_arn.to_string()));
         cv.notify_all();
         id
+    }
+
+    /// The time from hand-out to deadline of the invocations handed out from now on.
+    pub fn set_budget(&self, budget: Duration) {
+        self.state.0.lock().unwrap().budget = budget;
+    }
+
+    /// Every answer so far, in the order they came.
+    pub fn answers(&self) -> Vec<Answer> {
+        self.state.0.lock().unwrap().answers.clone()
+    }
+
+    /// The answers after the first `seen`, waiting up to `timeout` for at least one.
+    pub fn answers_after(&self, seen: usize, timeout: Duration) -> Vec<Answer> {
+        let (lock, cv) = &*self.state;
+        let deadline = Instant::now() + timeout;
+        let mut s = lock.lock().unwrap();
+        loop {
+            if s.answers.len() > seen {
+                return s.answers[seen..].to_vec();
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Vec::new();
+            }
+            s = cv.wait_timeout(s, left).unwrap().0;
+        }
     }
 
     /// Waits for the answer to one request (or an init error).
@@ -178,7 +224,7 @@ fn serve(conn: TcpStream, state: Arc<(Mutex<State>, Condvar)>) {
             let mut s = lock.lock().unwrap();
             s.first_next.get_or_insert_with(Instant::now);
             cv.notify_all();
-            let (id, event) = loop {
+            let (id, event, arn) = loop {
                 if let Some(e) = s.events.pop_front() {
                     break e;
                 }
@@ -190,7 +236,7 @@ fn serve(conn: TcpStream, state: Arc<(Mutex<State>, Condvar)>) {
                 .as_millis()
                 + s.budget.as_millis();
             format!(
-                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nlambda-runtime-aws-request-id: {id}\r\nlambda-runtime-deadline-ms: {deadline}\r\nlambda-runtime-invoked-function-arn: arn:aws:lambda:us-east-1:123456789012:function:secret-replicator\r\nlambda-runtime-trace-id: Root=1-00000000-000000000000000000000000\r\ncontent-length: {}\r\n\r\n{event}",
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nlambda-runtime-aws-request-id: {id}\r\nlambda-runtime-deadline-ms: {deadline}\r\nlambda-runtime-invoked-function-arn: {arn}\r\nlambda-runtime-trace-id: Root=1-00000000-000000000000000000000000\r\ncontent-length: {}\r\n\r\n{event}",
                 event.len()
             )
         } else if method == "POST" {
