@@ -11,8 +11,10 @@
 //! - warm latency per replication over `BENCH_WARM` (500) invocations in one process, each after
 //!   a source change, beside moto's floor measured in the same loop: a bare GetSecretValue, and
 //!   the same three calls a steady replication makes, made bare by this harness;
-//! - an `all` run over `BENCH_ALL` (1,000) secrets with 2 destinations (one cross-account), as a
-//!   backfill and as a no-op repair run;
+//! - `all` over `BENCH_ALL` (10,000) secrets with 2 destinations (one cross-account): a backfill
+//!   chain continuing itself through the fake Invoke API (`tests/common/lambda.rs`) in links of
+//!   `BENCH_LINK_SECONDS` (60), a no-op repair chain (calls per secret-destination), peak RSS
+//!   and its growth per 1,000 secrets, and a chain's ceiling at the template's defaults;
 //! - transform throughput on the workloads of `benches/transform.rs`;
 //! - the size of the release bootstrap (`BENCH_BOOTSTRAP`, default
 //!   `target/lambda/secret-replicator/bootstrap`, which `scripts/bench.sh` builds).
@@ -36,6 +38,7 @@ use common::Moto;
 use common::app::{
     DEST_ROLE, EXTERNAL_ID, REGION, dest_client, put_event, put_value, sdk_config, seed_secret, sm,
 };
+use common::lambda::FakeLambda;
 use common::runtime::{Answer, FakeRuntime};
 use secret_replicator::transform::{LoadVars, Transform, Vars};
 use serde_json::{Value, json};
@@ -70,7 +73,7 @@ fn main() {
         Plan {
             starts: env_usize("BENCH_STARTS", 21),
             warm: env_usize("BENCH_WARM", 500),
-            all: env_usize("BENCH_ALL", 1000),
+            all: env_usize("BENCH_ALL", 10_000),
             transform_time: Duration::from_secs(2),
         }
     } else {
@@ -127,7 +130,16 @@ struct Function {
 
 impl Function {
     fn start(endpoint: &str, config: &Value, budget: Duration) -> Function {
-        let runtime = FakeRuntime::with_budget(budget);
+        Function::spawn(FakeRuntime::with_budget(budget), endpoint, config, &[])
+    }
+
+    /// The binary serving `runtime`, with `env` added (e.g. `AWS_ENDPOINT_URL_LAMBDA`).
+    fn spawn(
+        runtime: FakeRuntime,
+        endpoint: &str,
+        config: &Value,
+        env: &[(&str, String)],
+    ) -> Function {
         let config = config.to_string();
         let t0 = Instant::now();
         // BENCH_WRAP runs the function under a tool, e.g. `valgrind --tool=callgrind`.
@@ -164,6 +176,7 @@ impl Function {
                     .map(|v| ("REPLICATOR_WRITE_TPS", v)),
             )
             .envs(common::app::function_env())
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdin(Stdio::null())
             // Logs and EMF lines are formatted and written as on Lambda, then dropped (or kept
             // in the file BENCH_LOG names).
@@ -523,91 +536,219 @@ async fn bare_calls(source: &Sm, dest: &Sm, name: &str, i: usize) -> (Duration, 
 
 // ---- all ---------------------------------------------------------------------------------------
 
+/// Writes a mutating Secrets Manager call makes.
+const WRITES: [&str; 4] = [
+    "CreateSecret",
+    "PutSecretValue",
+    "UpdateSecret",
+    "UpdateSecretVersionStage",
+];
+
+/// What one chain did: its links, wall time, and moto's calls during it.
+struct ChainRun {
+    links: usize,
+    took: Duration,
+    summary: BTreeMap<String, u64>,
+    sm_calls: usize,
+    writes: usize,
+    lists: usize,
+}
+
+/// Starts an `all` chain as the schedule does (through the fake Invoke API) and waits for its
+/// end; asserts it ended cleanly.
+fn chain_run(moto: &Moto, lambda: &FakeLambda) -> ChainRun {
+    moto.reset_calls();
+    let before = lambda.deliveries().len();
+    let t0 = Instant::now();
+    lambda.invoke(&json!({"source": "manual", "all": true}));
+    let deliveries = lambda.wait_idle(Duration::from_secs(7200));
+    let took = t0.elapsed();
+    let mine = &deliveries[before..];
+    let mut summary: BTreeMap<String, u64> = BTreeMap::new();
+    for d in mine {
+        assert!(!d.failed(), "a link failed: {:.2000}", d.document());
+        let doc = d.document();
+        assert!(doc.get("error").is_none(), "`all` failed: {doc:.2000}");
+        for (k, v) in doc["summary"].as_object().into_iter().flatten() {
+            *summary.entry(k.clone()).or_default() += v.as_u64().unwrap_or(0);
+        }
+    }
+    let last = mine.last().expect("a link").document();
+    assert_eq!(last["remainingCount"], 0, "the chain did not finish: {last:.2000}");
+    assert!(!summary.contains_key("failed"), "{summary:?}");
+    let calls = moto.calls();
+    let sm: Vec<_> = calls
+        .iter()
+        .filter(|c| c.service == "secretsmanager")
+        .collect();
+    ChainRun {
+        links: mine.len(),
+        took,
+        summary,
+        sm_calls: sm.len(),
+        writes: sm.iter().filter(|c| WRITES.contains(&c.operation.as_str())).count(),
+        lists: sm.iter().filter(|c| c.operation == "ListSecrets").count(),
+    }
+}
+
+fn summary_text(summary: &BTreeMap<String, u64>) -> String {
+    let parts: Vec<String> = summary.iter().map(|(k, v)| format!("{v} {k}")).collect();
+    parts.join(", ")
+}
+
+/// The template's defaults: (Timeout s, WriteTps, the containers sharing it).
+fn template_defaults() -> (f64, f64, f64) {
+    let t = common::cfn::template();
+    let default = |p: &str| {
+        let v = &t["Parameters"][p]["Default"];
+        v.as_f64()
+            .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+            .unwrap_or_else(|| panic!("template parameter {p} has no numeric default"))
+    };
+    let reserved = default("ReservedConcurrency");
+    let containers = if reserved > 0.0 {
+        reserved
+    } else {
+        default("MaxConcurrency")
+    };
+    (default("Timeout"), default("WriteTps"), containers)
+}
+
+/// `all` at estate size (SPEC §6): a backfill of `BENCH_ALL` (10,000) secrets × 2 destinations
+/// that continues itself through the fake Invoke API, links of `BENCH_LINK_SECONDS` (60), at
+/// `REPLICATOR_WRITE_TPS=50` for one container; then a no-op repair chain; then a second
+/// process over the first 1,000 secrets, for how memory grows with the estate.
 fn all(plan: &Plan, rt: &Runtime, table: &mut Table) {
+    const TPS: f64 = 50.0;
     let moto = Moto::start();
     let endpoint = moto.endpoint();
     let source = rt.block_on(sm(&endpoint, REGION));
     let seeding = Instant::now();
+    moto.stop_recording();
     rt.block_on(async {
-        for i in 0..plan.all {
-            seed_secret(&source, &format!("bulk/app-{i:04}"), &secret_value(i)).await;
-        }
+        use futures::StreamExt;
+        futures::stream::iter(0..plan.all)
+            .map(|i| {
+                let source = &source;
+                async move {
+                    seed_secret(source, &format!("bulk/app-{i:05}"), &secret_value(i)).await;
+                }
+            })
+            .buffer_unordered(32)
+            .collect::<Vec<_>>()
+            .await;
     });
+    moto.start_recording();
     eprintln!(
         "bench: seeded {} secrets in {:.1?}",
         plan.all,
         seeding.elapsed()
     );
-    let config = json!({"rules": [{"match": ["bulk/**"], "destinations": [
-        {"region": "us-west-2", "name": "dr/${SECRET_NAME}",
-         "transforms": [{"sed": "s/us-east-1/us-west-2/g"}]},
-        {"region": "eu-west-1", "account_role_arn": DEST_ROLE, "external_id": EXTERNAL_ID,
-         "name": "${SECRET_NAME}",
-         "transforms": [{"sed": "s/us-east-1/eu-west-1/g"}]}
-    ]}]});
-    let f = Function::start(&endpoint, &config, Duration::from_secs(900));
-    let mut run = |label: &str| {
-        moto.reset_calls();
-        let (doc, took) = f.invoke(&json!({"source": "manual", "all": true}));
-        let mut statuses: BTreeMap<String, usize> = BTreeMap::new();
-        for r in doc["results"].as_array().expect("results") {
-            *statuses
-                .entry(r["status"].as_str().unwrap_or("?").to_string())
-                .or_default() += 1;
-        }
-        assert!(doc.get("error").is_none(), "`all` failed: {doc}");
-        let remaining = doc["remaining"].as_array().map_or(0, Vec::len);
-        assert!(
-            remaining == 0 && !statuses.contains_key("failed"),
-            "`all` did not finish cleanly: {statuses:?}, {remaining} remaining"
-        );
-        let calls = moto.calls();
-        let sm_calls = calls
-            .iter()
-            .filter(|c| c.service == "secretsmanager")
-            .count();
-        let writes = calls
-            .iter()
-            .filter(|c| {
-                [
-                    "CreateSecret",
-                    "PutSecretValue",
-                    "UpdateSecret",
-                    "UpdateSecretVersionStage",
-                ]
-                .contains(&c.operation.as_str())
-            })
-            .count();
-        let statuses: Vec<String> = statuses.iter().map(|(k, v)| format!("{v} {k}")).collect();
-        table.row(
-            &format!("`all`, {} secrets × 2 destinations, {label}", plan.all),
-            format!(
-                "{} ({:.0} secrets/s); {}; {writes} writes, {:.2} SM calls/secret",
-                secs(took),
-                plan.all as f64 / took.as_secs_f64(),
-                statuses.join(", "),
-                sm_calls as f64 / plan.all as f64
-            ),
-            if label.starts_with("backfill") {
-                "25 writes/s per destination"
-            } else {
-                "0 writes"
-            },
-            "",
-        );
+    let config = |pattern: &str| {
+        json!({"rules": [{"match": [pattern], "destinations": [
+            {"region": "us-west-2", "name": "dr/${SECRET_NAME}",
+             "transforms": [{"sed": "s/us-east-1/us-west-2/g"}]},
+            {"region": "eu-west-1", "account_role_arn": DEST_ROLE, "external_id": EXTERNAL_ID,
+             "name": "${SECRET_NAME}",
+             "transforms": [{"sed": "s/us-east-1/eu-west-1/g"}]}
+        ]}]})
     };
-    run("backfill");
-    run("no-op repair run");
+    let link = Duration::from_secs(env_usize("BENCH_LINK_SECONDS", 60) as u64);
+    let env = [
+        ("REPLICATOR_WRITE_TPS", "50".to_string()),
+        ("REPLICATOR_CONCURRENCY", "1".to_string()),
+    ];
+    let spawn = |pattern: &str| {
+        let runtime = FakeRuntime::with_budget(link);
+        let lambda = FakeLambda::start(&runtime);
+        let mut env = env.to_vec();
+        env.push(("AWS_ENDPOINT_URL_LAMBDA", lambda.endpoint()));
+        let f = Function::spawn(runtime, &endpoint, &config(pattern), &env);
+        (f, lambda)
+    };
+    let n = plan.all;
+    let pairs = 2 * n;
+    let (f, lambda) = spawn("bulk/**");
+
+    let backfill = chain_run(&moto, &lambda);
+    let floor = n as f64 / TPS;
     table.row(
-        "Peak RSS after both `all` runs",
-        mib(f.peak_rss_kib()),
-        "< 20 MB",
+        &format!("`all` backfill, {n} secrets × 2 destinations, links of {}", secs(link)),
+        format!(
+            "{} in {} links ({:.2}× the write-budget floor of {:.0} s: {n} writes per destination at 50/s); {}; {} writes, {:.2} SM calls per secret-destination",
+            secs(backfill.took),
+            backfill.links,
+            backfill.took.as_secs_f64() / floor,
+            floor,
+            summary_text(&backfill.summary),
+            backfill.writes,
+            backfill.sm_calls as f64 / pairs as f64
+        ),
+        "≤ 12 links",
+        "",
+    );
+    let repair = chain_run(&moto, &lambda);
+    table.row(
+        &format!("`all` no-op repair, {n} secrets × 2 destinations"),
+        format!(
+            "{} in {} link(s); {}; {} writes, {} SM calls ({} ListSecrets): {:.4} per secret-destination",
+            secs(repair.took),
+            repair.links,
+            summary_text(&repair.summary),
+            repair.writes,
+            repair.sm_calls,
+            repair.lists,
+            repair.sm_calls as f64 / pairs as f64
+        ),
+        "≤ 0.02 calls per secret-destination, 0 writes",
+        "",
+    );
+    let big = f.peak_rss_kib();
+    drop(f);
+    drop(lambda);
+
+    // The same repair over the first tenth (at most 1,000), in a fresh process.
+    let small_n = (n / 10).clamp(1, 1000);
+    let digits = format!("{:05}", small_n - 1);
+    let pattern = if small_n == 1000 && n >= 1000 {
+        format!("bulk/app-{}***", &digits[..2])
+    } else {
+        "bulk/app-0000*".to_string()
+    };
+    let (f, lambda) = spawn(&pattern);
+    let small = chain_run(&moto, &lambda);
+    let small_rss = f.peak_rss_kib();
+    let small_n = small.summary.values().sum::<u64>() as usize / 2;
+    let growth = if n > small_n {
+        (big as f64 - small_rss as f64) / ((n - small_n) as f64 / 1000.0)
+    } else {
+        0.0
+    };
+    table.row(
+        &format!("Peak RSS of the {n} × 2 process (backfill chain, then repair)"),
+        format!(
+            "{} ({} for a {small_n}-secret repair in a fresh process: {:+.2} MB per 1,000 secrets)",
+            mib(big),
+            mib(small_rss),
+            growth / 1024.0
+        ),
+        "< 64 MB",
+        "",
+    );
+    let (timeout, tps, containers) = template_defaults();
+    let ceiling = 12.0 * 0.9 * timeout * (tps / containers);
+    table.row(
+        "One chain's ceiling at the template's defaults",
+        format!(
+            "12 links × 0.9 × {timeout:.0} s × ({tps:.0} ÷ {containers:.0}) writes/s = {ceiling:.0} writes per destination (less listing time)"
+        ),
+        "",
         "",
     );
     // Spot-check the copies.
     let copy = rt.block_on(async {
         let dest = dest_client(&endpoint, common::app::DEST_ACCOUNT, "eu-west-1").await;
-        common::app::current(&dest, "bulk/app-0000").await
+        common::app::current(&dest, "bulk/app-00000").await
     });
     assert_eq!(
         copy,
