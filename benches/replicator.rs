@@ -574,7 +574,10 @@ fn chain_run(moto: &Moto, lambda: &FakeLambda) -> ChainRun {
         }
     }
     let last = mine.last().expect("a link").document();
-    assert_eq!(last["remainingCount"], 0, "the chain did not finish: {last:.2000}");
+    assert_eq!(
+        last["remainingCount"], 0,
+        "the chain did not finish: {last:.2000}"
+    );
     assert!(!summary.contains_key("failed"), "{summary:?}");
     let calls = moto.calls();
     let sm: Vec<_> = calls
@@ -586,7 +589,10 @@ fn chain_run(moto: &Moto, lambda: &FakeLambda) -> ChainRun {
         took,
         summary,
         sm_calls: sm.len(),
-        writes: sm.iter().filter(|c| WRITES.contains(&c.operation.as_str())).count(),
+        writes: sm
+            .iter()
+            .filter(|c| WRITES.contains(&c.operation.as_str()))
+            .count(),
         lists: sm.iter().filter(|c| c.operation == "ListSecrets").count(),
     }
 }

@@ -18,6 +18,9 @@ use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::RwLock;
 
+mod redrive;
+pub use redrive::{Answer, BatchResponse, ItemFailure, cannot_work};
+
 /// A failed invocation: Lambda reports `errorType` = the first failure's kind and
 /// `errorMessage` = the document.
 #[derive(Debug, thiserror::Error)]

@@ -140,7 +140,13 @@ async fn invoke(
     let app = crate::app::build(settings, Metrics::OFF)
         .await
         .map_err(|e| crate::outcome::Report::top_level(&e))?;
-    Ok(match app.handle(payload).await {
+    // A failure record (one message of the failure queue) is redriven as under Lambda.
+    let answer = if crate::event::redrive::is_failure_record(payload) {
+        app.redrive(payload, &crate::app::Invoked::default()).await
+    } else {
+        app.handle(payload).await
+    };
+    Ok(match answer {
         Ok(r) => {
             let ok = r.first_failure().is_none();
             (r, ok)

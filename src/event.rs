@@ -8,6 +8,8 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::time::{Duration, SystemTime};
 
+pub mod redrive;
+
 /// Who this function is, for recognising events its own writes caused.
 #[derive(Debug, Clone)]
 pub struct Identity {

@@ -53,7 +53,7 @@ async fn serve(env: Env) -> Result<(), lambda_runtime::Error> {
         async move {
             let payload = match event::read_payload(event.payload.get()) {
                 Ok(p) => p,
-                Err(e) => return app::unreadable_payload(&e),
+                Err(e) => return app::unreadable_payload(&e).map(app::Answer::Document),
             };
             match app.as_ref() {
                 Ok(app) => {
@@ -62,9 +62,9 @@ async fn serve(env: Env) -> Result<(), lambda_runtime::Error> {
                         function_arn: Some(event.context.invoked_function_arn.clone())
                             .filter(|a| !a.is_empty()),
                     };
-                    app.handle_invoked(&payload, &invoked).await
+                    app.answer(&payload, &invoked).await
                 }
-                Err(e) => app::invalid_config(e, &payload),
+                Err(e) => app::cannot_work(e, &payload),
             }
         }
     }))

@@ -81,6 +81,9 @@ pub enum SkipReason {
     NotOwned,
     /// The destination does not exist.
     Absent,
+    /// A failure record of an `all` run: acknowledged, not re-run (the repair schedule covers
+    /// it).
+    AllNotRedriven,
 }
 
 impl SkipReason {
@@ -101,6 +104,7 @@ impl SkipReason {
             SkipReason::TagSyncOff => "tag_sync_off",
             SkipReason::NotOwned => "not_owned",
             SkipReason::Absent => "absent",
+            SkipReason::AllNotRedriven => "all_not_redriven",
         }
     }
 }

@@ -132,7 +132,13 @@ fn check_alarms(emitted: &BTreeSet<Published>) {
                 }
                 "AWS/Lambda" => {
                     assert!(
-                        ["Errors", "Throttles", "RecursiveInvocationsDropped"].contains(&metric),
+                        [
+                            "Errors",
+                            "Throttles",
+                            "RecursiveInvocationsDropped",
+                            "DestinationDeliveryFailures"
+                        ]
+                        .contains(&metric),
                         "{name}: {metric}"
                     );
                     assert_eq!(
@@ -150,10 +156,20 @@ fn check_alarms(emitted: &BTreeSet<Published>) {
                         .contains(&metric),
                         "{name}: {metric}"
                     );
-                    assert_eq!(
-                        dims,
-                        BTreeMap::from([("QueueName".into(), "<FailureQueue.QueueName>".into())]),
-                        "{name}"
+                    // The failure queue, or the dead-letter queue behind its redrive.
+                    assert!(
+                        [
+                            BTreeMap::from([(
+                                "QueueName".into(),
+                                "<FailureQueue.QueueName>".into()
+                            )]),
+                            BTreeMap::from([(
+                                "QueueName".into(),
+                                "<FailureDeadLetterQueue.QueueName>".into()
+                            )]),
+                        ]
+                        .contains(&dims),
+                        "{name}: {dims:?}"
                     );
                 }
                 other => panic!("{name}: unexpected namespace {other}"),

@@ -1,0 +1,457 @@
+//! Redrive (SPEC §5): Lambda failure records, and SQS batches of them from the failure queue.
+//! First through the handler on the in-memory Secrets Manager with the fixtures of
+//! `tests/fixtures/events`; then through the real binary under the fake Runtime API against
+//! moto, where Lambda's view (a response, never an error, for an SQS batch) shows.
+
+mod common;
+
+use secret_replicator::app::{Answer, App, Failure, Invoked, cannot_work};
+use secret_replicator::metrics::Metrics;
+use secret_replicator::outcome::Error;
+use secret_replicator::settings::{Env, Settings};
+use secret_replicator::store::memory::MemoryStores;
+use serde_json::{Value, json};
+
+const ACCOUNT: &str = "111122223333";
+const NAME: &str = "prod/payments/db";
+const COPY: &str = "dr/prod/payments/db";
+
+fn fixture(name: &str) -> Value {
+    let path = format!(
+        "{}/tests/fixtures/events/{name}.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    serde_json::from_str(&std::fs::read_to_string(path).expect("fixture")).expect("JSON")
+}
+
+fn world() -> MemoryStores {
+    let s = MemoryStores::new(ACCOUNT, "us-east-1");
+    s.seed(
+        "us-east-1",
+        NAME,
+        "6c1a8b2e-3d4f-4a5b-9c8d-7e6f5a4b3c2d",
+        "the value",
+    );
+    s
+}
+
+fn config() -> String {
+    json!({"rules": [{"match": ["prod/**"], "destinations": [
+        {"region": "us-west-2", "name": "dr/${SECRET_NAME}"}
+    ]}]})
+    .to_string()
+}
+
+async fn app(s: &MemoryStores) -> App<MemoryStores> {
+    let config = config();
+    let settings = Settings::from_env(&Env::from_pairs([
+        ("REPLICATOR_CONFIG", config.as_str()),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_LAMBDA_FUNCTION_NAME", "secret-replicator"),
+    ]))
+    .expect("settings");
+    App::new(settings, s.clone(), Metrics::OFF)
+        .await
+        .expect("app")
+}
+
+/// Lambda's view of an invocation: an error or not, and the answer's JSON.
+fn view(r: Result<Answer, Failure>) -> (bool, Value) {
+    let (ok, json) = match r {
+        Ok(a) => (true, a.to_json()),
+        Err(Failure(report)) => (false, report.to_json()),
+    };
+    (ok, serde_json::from_str(&json).expect("JSON"))
+}
+
+/// The invocation as Lambda makes it: a function ARN, so that only redrive's own rule keeps it
+/// from continuing.
+fn invoked() -> Invoked {
+    Invoked {
+        deadline: None,
+        function_arn: Some(format!(
+            "arn:aws:lambda:us-east-1:{ACCOUNT}:function:secret-replicator"
+        )),
+    }
+}
+
+/// A failure record around `payload`, as Lambda writes it when retries are exhausted.
+fn record(payload: Value) -> Value {
+    let mut r = fixture("lambda-failure-record");
+    r["requestPayload"] = payload;
+    r
+}
+
+fn sqs(bodies: &[(&str, String)]) -> Value {
+    let template = fixture("sqs-failure-queue-batch")["Records"][0].clone();
+    let records: Vec<Value> = bodies
+        .iter()
+        .map(|(id, body)| {
+            let mut r = template.clone();
+            r["messageId"] = json!(id);
+            r["body"] = json!(body);
+            r
+        })
+        .collect();
+    json!({ "Records": records })
+}
+
+fn failed_ids(answer: &Value) -> Vec<String> {
+    let object = answer.as_object().expect("an object");
+    assert_eq!(
+        object.keys().collect::<Vec<_>>(),
+        ["batchItemFailures"],
+        "an SQS answer holds batchItemFailures only: {answer}"
+    );
+    answer["batchItemFailures"]
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|f| {
+            assert_eq!(f.as_object().map(|o| o.len()), Some(1), "{f}");
+            f["itemIdentifier"].as_str().expect("an id").to_string()
+        })
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failure_record_replicates_the_current_value_read_again() {
+    let s = world();
+    let a = app(&s).await;
+    // The source moved on after the event that failed: the redrive writes the current value.
+    s.seed(
+        "us-east-1",
+        NAME,
+        "7d2b9c3f-4e5a-4b6c-8d9e-0f1a2b3c4d5e",
+        "a newer value",
+    );
+    for fixture_name in [
+        "lambda-failure-record",
+        "lambda-failure-record-event-age-exceeded",
+    ] {
+        let (ok, d) = view(a.answer(&fixture(fixture_name), &invoked()).await);
+        assert!(ok, "{fixture_name}: {d}");
+        assert_eq!(d["statusCode"], 200, "{fixture_name}: {d}");
+        let status = d["results"][0]["status"].as_str().unwrap_or_default();
+        assert!(
+            ["replicated", "unchanged"].contains(&status),
+            "{fixture_name}: {d}"
+        );
+        assert_eq!(
+            s.value(ACCOUNT, "us-west-2", COPY).as_deref(),
+            Some("a newer value")
+        );
+    }
+    assert!(
+        !s.calls().iter().any(|c| c.starts_with("Invoke")),
+        "{:?}",
+        s.calls()
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_redrive_of_an_event_fails_like_the_event() {
+    let s = world();
+    let a = app(&s).await;
+    let mut event = fixture("cloudtrail-put-secret-value");
+    event["detail"]["requestParameters"]["secretId"] = json!("prod/payments/missing");
+    event["detail"]["responseElements"] = Value::Null;
+    let (ok, d) = view(a.answer(&record(event), &invoked()).await);
+    assert!(!ok, "an event's redrive fails as the event would: {d}");
+    assert_eq!(d["error"]["kind"], "SourceNotFound", "{d}");
+    // A manual payload answers its document, as when it first came.
+    let (ok, d) = view(
+        a.answer(
+            &record(json!({"source": "manual", "secretId": "prod/payments/missing"})),
+            &invoked(),
+        )
+        .await,
+    );
+    assert!(ok, "{d}");
+    assert_eq!(d["error"]["kind"], "SourceNotFound", "{d}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn nested_records_are_unwrapped_to_three_levels_and_no_further() {
+    let s = world();
+    let a = app(&s).await;
+    let mut payload = fixture("cloudtrail-put-secret-value");
+    for levels in 1..=3 {
+        payload = record(payload);
+        let (ok, d) = view(a.answer(&payload, &invoked()).await);
+        assert!(ok, "{levels} levels: {d}");
+        assert_eq!(d["statusCode"], 200, "{levels} levels: {d}");
+    }
+    let (ok, d) = view(a.answer(&record(payload), &invoked()).await);
+    assert!(!ok, "{d}");
+    assert_eq!(d["error"]["kind"], "InvalidEvent", "{d}");
+    assert!(
+        d["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("nested deeper than 3"),
+        "{d}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_record_of_an_all_run_is_acknowledged_and_nothing_runs_or_continues() {
+    let s = world();
+    let a = app(&s).await;
+    for payload in [
+        json!({"source": "manual", "all": true}),
+        json!({"source": "manual", "all": true, "failOnError": true}),
+        json!({"source": "manual", "all": true, "dryRun": true}),
+        fixture("sqs-failure-queue-batch")["Records"][1]["body"]
+            .as_str()
+            .and_then(|b| serde_json::from_str::<Value>(b).ok())
+            .expect("the fixture's `all` record")["requestPayload"]
+            .clone(),
+    ] {
+        let (ok, d) = view(a.answer(&record(payload.clone()), &invoked()).await);
+        assert!(ok, "{payload}: {d}");
+        assert_eq!(d["statusCode"], 200);
+        assert_eq!(d["results"][0]["status"], "skipped", "{d}");
+        assert_eq!(d["results"][0]["reason"], "all_not_redriven", "{d}");
+    }
+    assert!(
+        s.calls().is_empty(),
+        "no AWS call, no Invoke: {:?}",
+        s.calls()
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_sqs_batch_answers_only_the_messages_that_failed() {
+    let s = world();
+    let a = app(&s).await;
+    let batch = fixture("sqs-failure-queue-batch");
+    let ids: Vec<String> = batch["Records"]
+        .as_array()
+        .expect("records")
+        .iter()
+        .map(|r| r["messageId"].as_str().expect("id").to_string())
+        .collect();
+    // The fixture: a failed PutSecretValue event (replicates now), an `all` run's record
+    // (acknowledged), a body that is not a failure record (fails).
+    let (ok, answer) = view(a.answer(&batch, &invoked()).await);
+    assert!(ok, "never a Lambda error: {answer}");
+    assert_eq!(failed_ids(&answer), [ids[2].clone()]);
+    assert_eq!(
+        s.value(ACCOUNT, "us-west-2", COPY).as_deref(),
+        Some("the value")
+    );
+
+    // A record whose payload fails, whatever failOnError says; a malformed body; and one that
+    // succeeds.
+    let missing = |fail_on_error: bool| {
+        record(json!({"source": "manual", "secretId": "prod/payments/missing", "failOnError": fail_on_error}))
+            .to_string()
+    };
+    let good = fixture("lambda-failure-record").to_string();
+    let batch = sqs(&[
+        ("m-missing", missing(false)),
+        ("m-missing-foe", missing(true)),
+        ("m-good", good),
+        ("m-not-json", "{not json".into()),
+        (
+            "m-too-deep",
+            format!("{}{}", "[".repeat(80), "]".repeat(80)),
+        ),
+    ]);
+    let (ok, answer) = view(a.answer(&batch, &invoked()).await);
+    assert!(ok, "{answer}");
+    assert_eq!(
+        failed_ids(&answer),
+        ["m-missing", "m-missing-foe", "m-not-json", "m-too-deep"]
+    );
+    // Nothing failed: an empty list (Lambda deletes the whole batch).
+    let batch = sqs(&[("m-1", fixture("lambda-failure-record").to_string())]);
+    let (_, answer) = view(a.answer(&batch, &invoked()).await);
+    assert_eq!(failed_ids(&answer), Vec::<String>::new());
+    assert!(!s.calls().iter().any(|c| c.starts_with("Invoke")));
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_sqs_batch_lists_every_message_when_the_configuration_cannot_be_used() {
+    // An invalid configuration (the container answers every invocation with it).
+    let batch = fixture("sqs-failure-queue-batch");
+    let all: Vec<String> = batch["Records"]
+        .as_array()
+        .expect("records")
+        .iter()
+        .map(|r| r["messageId"].as_str().expect("id").to_string())
+        .collect();
+    let invalid = Error::InvalidConfig("REPLICATOR_CONFIG: rules: expected a list".into());
+    let (ok, answer) = view(cannot_work(&invalid, &batch));
+    assert!(ok, "{answer}");
+    assert_eq!(failed_ids(&answer), all);
+    // A failure record alone answers as its payload would (an event: a Lambda error).
+    let (ok, d) = view(cannot_work(&invalid, &fixture("lambda-failure-record")));
+    assert!(!ok);
+    assert_eq!(d["error"]["kind"], "InvalidConfig", "{d}");
+
+    // A configuration secret that cannot be read yet (throttled): every message stays too.
+    let s = world();
+    s.seed(
+        "us-east-1",
+        "replicator/config",
+        "00000000-0000-4000-8000-00000000c0f1",
+        &config(),
+    );
+    s.fail(
+        "GetSecretValue",
+        "replicator/config",
+        "ThrottlingException",
+        2,
+    );
+    let settings = Settings::from_env(&Env::from_pairs([
+        ("REPLICATOR_CONFIG_SECRET", "replicator/config"),
+        ("AWS_REGION", "us-east-1"),
+    ]))
+    .expect("settings");
+    let a = App::new(settings, s.clone(), Metrics::OFF)
+        .await
+        .expect("a retriable read is not an invalid configuration");
+    let one = sqs(&[
+        ("m-a", fixture("lambda-failure-record").to_string()),
+        ("m-b", fixture("lambda-failure-record").to_string()),
+    ]);
+    let (ok, answer) = view(a.answer(&one, &invoked()).await);
+    assert!(ok, "{answer}");
+    // The first message meets the throttled read; the second, the read retried and answered.
+    assert_eq!(failed_ids(&answer), ["m-a"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn messages_not_started_before_the_cutoff_stay_on_the_queue() {
+    let s = world();
+    let a = app(&s).await;
+    let batch = sqs(&[
+        ("m-1", fixture("lambda-failure-record").to_string()),
+        ("m-2", fixture("lambda-failure-record").to_string()),
+    ]);
+    // A deadline already inside the reserved margin: nothing is started.
+    let late = Invoked {
+        deadline: Some(std::time::Instant::now() + std::time::Duration::from_millis(500)),
+        function_arn: invoked().function_arn,
+    };
+    let (ok, answer) = view(a.answer(&batch, &late).await);
+    assert!(ok);
+    assert_eq!(failed_ids(&answer), ["m-1", "m-2"]);
+    assert!(s.value(ACCOUNT, "us-west-2", COPY).is_none());
+}
+
+// ---- through the real binary -------------------------------------------------------------------
+
+mod binary {
+    use super::common::Moto;
+    use super::common::app::{REGION, put_event, seed_secret, sm};
+    use super::common::runtime::{Answer, FakeRuntime};
+    use super::{failed_ids, fixture};
+    use serde_json::{Value, json};
+    use std::process::{Child, Command, Stdio};
+    use std::time::Duration;
+
+    struct Function(Child);
+
+    impl Drop for Function {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    fn start(rt: &FakeRuntime, moto: &Moto, config: &str) -> Function {
+        let child = Command::new(env!("CARGO_BIN_EXE_secret-replicator"))
+            .env_clear()
+            .env("AWS_LAMBDA_RUNTIME_API", rt.api())
+            .env("AWS_LAMBDA_FUNCTION_NAME", "secret-replicator")
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+            .env("AWS_REGION", REGION)
+            .env("AWS_ENDPOINT_URL", moto.endpoint())
+            // Nothing may invoke Lambda during a redrive: an Invoke would meet a closed port.
+            .env("AWS_ENDPOINT_URL_LAMBDA", "http://127.0.0.1:9")
+            .envs(super::common::app::function_env())
+            .env("REPLICATOR_CONFIG", config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the function");
+        Function(child)
+    }
+
+    fn response(rt: &FakeRuntime, payload: &Value) -> Value {
+        let id = rt.push(payload);
+        match rt.answer(&id, Duration::from_secs(30)) {
+            Answer::Response { body, .. } => serde_json::from_str(&body).expect("JSON"),
+            other => panic!("an SQS batch is answered, never failed: {other:?}"),
+        }
+    }
+
+    const CONFIG: &str = r#"{"rules":[{"match":["app/**"],"destinations":[{"region":"us-west-2","name":"dr/${SECRET_NAME}"}]}]}"#;
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn lambda_gets_batch_item_failures_only_and_never_an_error() {
+        let moto = Moto::start();
+        let source = sm(&moto.endpoint(), REGION).await;
+        let secret = seed_secret(&source, "app/db", "value-1").await;
+        let rt = FakeRuntime::start();
+        let _f = start(&rt, &moto, CONFIG);
+
+        let mut record = fixture("lambda-failure-record");
+        record["requestPayload"] = put_event(&secret);
+        let mut missing = put_event(&secret);
+        missing["detail"]["requestParameters"]["secretId"] = json!("app/missing");
+        missing["detail"]["responseElements"] = Value::Null;
+        let mut failing = fixture("lambda-failure-record");
+        failing["requestPayload"] = missing;
+        let mut all = fixture("lambda-failure-record");
+        all["requestPayload"] = json!({"source": "manual", "all": true});
+        let batch = super::sqs(&[
+            ("m-ok", record.to_string()),
+            ("m-fails", failing.to_string()),
+            ("m-all", all.to_string()),
+            ("m-garbage", "{}".into()),
+        ]);
+        let answer = response(&rt, &batch);
+        assert_eq!(failed_ids(&answer), ["m-fails", "m-garbage"]);
+        let west = sm(&moto.endpoint(), "us-west-2").await;
+        assert_eq!(
+            super::common::app::current(&west, "dr/app/db")
+                .await
+                .as_deref(),
+            Some("value-1")
+        );
+
+        // A failure record on its own is handled as its payload: here an event, replicated.
+        let id = rt.push(&record);
+        match rt.answer(&id, Duration::from_secs(30)) {
+            Answer::Response { body, .. } => {
+                let doc: Value = serde_json::from_str(&body).expect("JSON");
+                let status = doc["results"][0]["status"].as_str().unwrap_or_default();
+                // The same version again: an idempotent write, or none.
+                assert!(["replicated", "unchanged"].contains(&status), "{doc}");
+                assert_eq!(doc["statusCode"], 200, "{doc}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn an_invalid_configuration_still_answers_an_sqs_batch() {
+        let moto = Moto::start();
+        let rt = FakeRuntime::start();
+        let _f = start(&rt, &moto, r#"{"rules": 1}"#);
+        let batch = fixture("sqs-failure-queue-batch");
+        let answer = response(&rt, &batch);
+        let all: Vec<String> = batch["Records"]
+            .as_array()
+            .expect("records")
+            .iter()
+            .map(|r| r["messageId"].as_str().expect("id").to_string())
+            .collect();
+        assert_eq!(failed_ids(&answer), all);
+    }
+}
