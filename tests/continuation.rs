@@ -506,8 +506,15 @@ async fn a_short_deadline_reaches_the_cap_of_12_links_and_ends_with_backfill_inc
         assert_west_copies(&c.moto, &c.secrets).await,
         replicated as usize
     );
-    // The cap's metric: BackfillRemaining of the last link.
+    // The cap's metrics: Failures by ErrorKind=BackfillIncomplete (the alarm's), and the
+    // BackfillRemaining of the last link.
     let out = c.function.output();
+    assert!(
+        out.lines().any(|l| l.contains("\"_aws\"")
+            && l.contains("\"ErrorKind\":\"BackfillIncomplete\"")
+            && l.contains("\"Failures\"")),
+        "no Failures line with ErrorKind BackfillIncomplete"
+    );
     assert!(
         out.lines()
             .any(|l| l.contains("\"BackfillRemaining\"") && l.contains(&format!(":{remaining}"))),
