@@ -9,6 +9,7 @@
 #                         fixed or skipped inline in the template's Metadata with a one-line reason
 #   validate              every example configuration under examples/ (*.json), with the release
 #                         or debug build of the binary (`secret-replicator validate --config F`)
+#   sam build             the template's build (release, arm64), as before a deploy
 #
 # Tools come from PyPI, installed on first use (idempotent; a stamp file makes later runs start at
 # once): cfn-lint and parliament into the repository's `.venv`; aws-sam-cli into its own venv
@@ -178,6 +179,40 @@ if [[ -n "$bin" ]]; then
             failed=1
         fi
     done
+fi
+
+# 6. sam build: what `sam build` does before a deploy (the template's rust-cargolambda build:
+#    `cargo lambda build --release --arm64`, cross-compiled with the zig that cargo-lambda brings
+#    into .venv), so that a change breaking the SAM build fails here. Telemetry off; the result
+#    must be an aarch64 ELF. SAM CLI >= 1.156 (rust-cargolambda out of beta). SKIP_SAM_BUILD=1
+#    skips it (quick local runs; CI never sets it).
+if [[ "${SKIP_SAM_BUILD:-}" == 1 ]]; then
+    echo "check-deploy: sam build skipped (SKIP_SAM_BUILD=1)"
+else
+    # shellcheck source=scripts/venv.sh
+    . "$root/scripts/venv.sh"
+    t0=$SECONDS
+    log="$root/target/sam-build.log"
+    mkdir -p "$root/target"
+    if env SAM_CLI_TELEMETRY=0 AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1 \
+        "$samvenv/bin/sam" build --template-file template.yaml >"$log" 2>&1; then
+        boot="$root/.aws-sam/build/Function/bootstrap"
+        if [[ -f "$boot" ]] && "$venv/bin/python" - "$boot" <<'PY'; then
+import sys
+head = open(sys.argv[1], "rb").read(20)
+# ELF magic, then e_machine (bytes 18-19, little-endian) 0xB7 = AArch64.
+sys.exit(0 if head[:4] == b"\x7fELF" and head[18:20] == b"\xb7\x00" else 1)
+PY
+            echo "check-deploy: sam build ok ($((SECONDS - t0)) s; .aws-sam/build/Function/bootstrap, aarch64, $(wc -c <"$boot") bytes)"
+        else
+            echo "check-deploy: sam build produced no aarch64 bootstrap (log: $log)" >&2
+            failed=1
+        fi
+    else
+        tail -n 30 "$log"
+        echo "check-deploy: sam build FAILED (log: $log)" >&2
+        failed=1
+    fi
 fi
 
 if ((failed)); then
