@@ -547,6 +547,8 @@ const WRITES: [&str; 4] = [
 /// What one chain did: its links, wall time, and moto's calls during it.
 struct ChainRun {
     links: usize,
+    /// Sources left when the chain ended (at its cap), 0 when it finished.
+    remaining: u64,
     took: Duration,
     summary: BTreeMap<String, u64>,
     sm_calls: usize,
@@ -555,7 +557,7 @@ struct ChainRun {
 }
 
 /// Starts an `all` chain as the schedule does (through the fake Invoke API) and waits for its
-/// end; asserts it ended cleanly.
+/// end; asserts nothing failed (a chain capped at 12 links reports what it left).
 fn chain_run(moto: &Moto, lambda: &FakeLambda) -> ChainRun {
     moto.reset_calls();
     let before = lambda.deliveries().len();
@@ -568,16 +570,17 @@ fn chain_run(moto: &Moto, lambda: &FakeLambda) -> ChainRun {
     for d in mine {
         assert!(!d.failed(), "a link failed: {:.2000}", d.document());
         let doc = d.document();
-        assert!(doc.get("error").is_none(), "`all` failed: {doc:.2000}");
+        let kind = doc["error"]["kind"].as_str();
+        assert!(
+            kind.is_none() || kind == Some("BackfillIncomplete"),
+            "`all` failed: {doc:.2000}"
+        );
         for (k, v) in doc["summary"].as_object().into_iter().flatten() {
             *summary.entry(k.clone()).or_default() += v.as_u64().unwrap_or(0);
         }
     }
     let last = mine.last().expect("a link").document();
-    assert_eq!(
-        last["remainingCount"], 0,
-        "the chain did not finish: {last:.2000}"
-    );
+    let remaining = last["remainingCount"].as_u64().unwrap_or(0);
     assert!(!summary.contains_key("failed"), "{summary:?}");
     let calls = moto.calls();
     let sm: Vec<_> = calls
@@ -586,6 +589,7 @@ fn chain_run(moto: &Moto, lambda: &FakeLambda) -> ChainRun {
         .collect();
     ChainRun {
         links: mine.len(),
+        remaining,
         took,
         summary,
         sm_calls: sm.len(),
@@ -621,7 +625,8 @@ fn template_defaults() -> (f64, f64, f64) {
 }
 
 /// `all` at estate size (SPEC §6): a backfill of `BENCH_ALL` (10,000) secrets × 2 destinations
-/// that continues itself through the fake Invoke API, links of `BENCH_LINK_SECONDS` (60), at
+/// that continues itself through the fake Invoke API, links of `BENCH_LINK_SECONDS` (300, the
+/// template's default timeout), at
 /// `REPLICATOR_WRITE_TPS=50` for one container; then a no-op repair chain; then a second
 /// process over the first 1,000 secrets, for how memory grows with the estate.
 fn all(plan: &Plan, rt: &Runtime, table: &mut Table) {
@@ -659,7 +664,7 @@ fn all(plan: &Plan, rt: &Runtime, table: &mut Table) {
              "transforms": [{"sed": "s/us-east-1/eu-west-1/g"}]}
         ]}]})
     };
-    let link = Duration::from_secs(env_usize("BENCH_LINK_SECONDS", 60) as u64);
+    let link = Duration::from_secs(env_usize("BENCH_LINK_SECONDS", 300) as u64);
     let env = [
         ("REPLICATOR_WRITE_TPS", "50".to_string()),
         ("REPLICATOR_CONCURRENCY", "1".to_string()),
@@ -678,10 +683,25 @@ fn all(plan: &Plan, rt: &Runtime, table: &mut Table) {
 
     let backfill = chain_run(&moto, &lambda);
     let floor = n as f64 / TPS;
-    table.row(
-        &format!("`all` backfill, {n} secrets × 2 destinations, links of {}", secs(link)),
+    let capped = if backfill.remaining > 0 {
+        // As the next scheduled run would: a second chain compares and goes on.
+        let rest = chain_run(&moto, &lambda);
         format!(
-            "{} in {} links ({:.2}× the write-budget floor of {:.0} s: {n} writes per destination at 50/s); {}; {} writes, {:.2} SM calls per secret-destination",
+            "; capped at 12 links with {} left, which a second chain finished in {} link(s), {}",
+            backfill.remaining,
+            rest.links,
+            secs(rest.took)
+        )
+    } else {
+        String::new()
+    };
+    table.row(
+        &format!(
+            "`all` backfill, {n} secrets × 2 destinations, links of {}",
+            secs(link)
+        ),
+        format!(
+            "{} in {} links ({:.2}× the write-budget floor of {:.0} s: {n} writes per destination at 50/s){capped}; {}; {} writes, {:.2} SM calls per secret-destination",
             secs(backfill.took),
             backfill.links,
             backfill.took.as_secs_f64() / floor,
@@ -691,6 +711,29 @@ fn all(plan: &Plan, rt: &Runtime, table: &mut Table) {
             backfill.sm_calls as f64 / pairs as f64
         ),
         "≤ 12 links",
+        "",
+    );
+    // What moto itself takes per write at this size: sequential creates in a region of their
+    // own (the function's writes to one destination are paced one at a time).
+    let probe: Vec<Duration> = rt.block_on(async {
+        let scratch = sm(&endpoint, "ap-south-1").await;
+        let mut out = Vec::new();
+        for i in 0..100 {
+            let t = Instant::now();
+            seed_secret(&scratch, &format!("probe/{i:03}"), "v").await;
+            out.push(t.elapsed());
+        }
+        out
+    });
+    let probe = Stats::of(&probe);
+    table.row(
+        &format!("moto floor: one CreateSecret with {} secrets stored", 3 * n),
+        format!(
+            "{} (at most {:.0} creates/s one at a time)",
+            probe.percentiles(),
+            1.0 / probe.p50.as_secs_f64()
+        ),
+        "",
         "",
     );
     let repair = chain_run(&moto, &lambda);
