@@ -27,35 +27,107 @@ usage:
 The configuration comes from the environment (REPLICATOR_CONFIG, REPLICATOR_CONFIG_FILE,
 REPLICATOR_CONFIG_SECRET or DEST_REGION...), AWS endpoints from the standard SDK chain.";
 
+/// A command line, parsed: what [`run`] executes. Parsing is pure (no I/O, no AWS), so that
+/// any argument vector can be fuzzed (`fuzz/fuzz_targets/cli_args.rs`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    Help,
+    /// `replicate --event FILE`.
+    Replicate {
+        event: String,
+    },
+    /// `transform --transform REF ... [--var K=V ...]`.
+    Transform {
+        refs: Vec<String>,
+        vars: Vec<(String, String)>,
+    },
+    /// `plan`: the dry-run payload it sends, and whether to print the document.
+    Plan {
+        payload: serde_json::Value,
+        json: bool,
+    },
+    /// `validate [--config FILE]`.
+    Validate {
+        config: Option<String>,
+    },
+}
+
+/// A usage error: exit code 2, with this message above the usage text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Usage(pub String);
+
+/// Parses the arguments after the program name.
+pub fn parse(args: &[String]) -> Result<Command, Usage> {
+    let Some((cmd, rest)) = args.split_first() else {
+        return Err(Usage("no command".into()));
+    };
+    match cmd.as_str() {
+        "replicate" => {
+            let f = flags(rest, &["--event"])?;
+            let event =
+                one(&f, "--event").ok_or_else(|| Usage("replicate needs --event FILE".into()))?;
+            Ok(Command::Replicate { event })
+        }
+        "transform" => {
+            let f = flags(rest, &["--transform", "--var"])?;
+            let refs: Vec<String> = f
+                .iter()
+                .filter(|(k, _)| k == "--transform")
+                .map(|(_, v)| v.clone())
+                .collect();
+            if refs.is_empty() {
+                return Err(Usage("transform needs --transform REF".into()));
+            }
+            let vars = f
+                .iter()
+                .filter(|(k, _)| k == "--var")
+                .map(|(_, kv)| {
+                    kv.split_once('=')
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .ok_or_else(|| Usage(format!("--var {kv:?}: expected NAME=VALUE")))
+                })
+                .collect::<Result<_, _>>()?;
+            Ok(Command::Transform { refs, vars })
+        }
+        "validate" => {
+            let f = flags(rest, &["--config"])?;
+            Ok(Command::Validate {
+                config: one(&f, "--config"),
+            })
+        }
+        "plan" => plan_args(rest),
+        "-h" | "--help" | "help" => Ok(Command::Help),
+        other => Err(Usage(format!("unknown command {other:?}"))),
+    }
+}
+
 /// Runs a CLI command; returns the process exit code.
 pub async fn run(env: Env, args: Vec<String>) -> ExitCode {
     init_logging(&env);
-    let Some((cmd, rest)) = args.split_first() else {
-        eprintln!("{USAGE}");
-        return ExitCode::from(2);
-    };
-    let result = match cmd.as_str() {
-        // Boxed: the futures are deep, and each command runs once.
-        "replicate" => Box::pin(replicate(env, rest)).await,
-        "transform" => Box::pin(transform_cmd(rest)).await,
-        "validate" => Box::pin(validate(env, rest)).await,
-        "plan" => Box::pin(plan(env, rest)).await,
-        "-h" | "--help" | "help" => {
+    let result = match parse(&args) {
+        Err(usage) => Err(usage),
+        Ok(Command::Help) => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;
         }
-        other => Err(Usage(format!("unknown command {other:?}"))),
+        // Boxed: the futures are deep, and each command runs once.
+        Ok(Command::Replicate { event }) => Box::pin(replicate(env, &event)).await,
+        Ok(Command::Transform { refs, vars }) => Box::pin(transform_cmd(refs, vars)).await,
+        Ok(Command::Validate { config }) => Box::pin(validate(env, config)).await,
+        Ok(Command::Plan { payload, json }) => Box::pin(plan(env, payload, json)).await,
     };
     match result {
         Ok(code) => code,
+        Err(Usage(_)) if args.is_empty() => {
+            eprintln!("{USAGE}");
+            ExitCode::from(2)
+        }
         Err(Usage(msg)) => {
             eprintln!("secret-replicator: {msg}\n\n{USAGE}");
             ExitCode::from(2)
         }
     }
 }
-
-struct Usage(String);
 
 fn init_logging(env: &Env) {
     let filter = tracing_subscriber::EnvFilter::new(
@@ -101,10 +173,8 @@ fn one(flags: &[(String, String)], name: &str) -> Option<String> {
         .map(|(_, v)| v.clone())
 }
 
-async fn replicate(env: Env, args: &[String]) -> Result<ExitCode, Usage> {
-    let f = flags(args, &["--event"])?;
-    let path = one(&f, "--event").ok_or_else(|| Usage("replicate needs --event FILE".into()))?;
-    let payload: serde_json::Value = match std::fs::read_to_string(&path)
+async fn replicate(env: Env, path: &str) -> Result<ExitCode, Usage> {
+    let payload: serde_json::Value = match std::fs::read_to_string(path)
         .map_err(|e| e.to_string())
         .and_then(|t| crate::event::read_payload(&t).map_err(|e| e.to_string()))
     {
@@ -155,7 +225,21 @@ async fn invoke(
     })
 }
 
-async fn plan(env: Env, args: &[String]) -> Result<ExitCode, Usage> {
+async fn plan(env: Env, payload: serde_json::Value, json: bool) -> Result<ExitCode, Usage> {
+    let (report, ok) = match invoke(env, &payload).await {
+        Ok(r) => r,
+        Err(report) => (report, false),
+    };
+    if json {
+        println!("{}", report.to_json());
+    } else {
+        print!("{}", table(&report));
+    }
+    Ok(exit(ok))
+}
+
+/// `plan`'s arguments: the dry-run payload, and `--json`.
+fn plan_args(args: &[String]) -> Result<Command, Usage> {
     let mut secrets = Vec::new();
     let (mut all, mut json, mut region) = (false, false, None);
     let mut it = args.iter();
@@ -187,16 +271,7 @@ async fn plan(env: Env, args: &[String]) -> Result<ExitCode, Usage> {
     if let Some(r) = region {
         payload["region"] = serde_json::Value::String(r);
     }
-    let (report, ok) = match invoke(env, &payload).await {
-        Ok(r) => r,
-        Err(report) => (report, false),
-    };
-    if json {
-        println!("{}", report.to_json());
-    } else {
-        print!("{}", table(&report));
-    }
-    Ok(exit(ok))
+    Ok(Command::Plan { payload, json })
 }
 
 /// The plan as a readable table.
@@ -284,21 +359,9 @@ pub fn table(report: &crate::outcome::Report) -> String {
     out
 }
 
-async fn transform_cmd(args: &[String]) -> Result<ExitCode, Usage> {
-    let f = flags(args, &["--transform", "--var"])?;
-    let refs: Vec<String> = f
-        .iter()
-        .filter(|(k, _)| k == "--transform")
-        .map(|(_, v)| v.clone())
-        .collect();
-    if refs.is_empty() {
-        return Err(Usage("transform needs --transform REF".into()));
-    }
+async fn transform_cmd(refs: Vec<String>, pairs: Vec<(String, String)>) -> Result<ExitCode, Usage> {
     let mut vars = Vars::new();
-    for (_, kv) in f.iter().filter(|(k, _)| k == "--var") {
-        let (k, v) = kv
-            .split_once('=')
-            .ok_or_else(|| Usage(format!("--var {kv:?}: expected NAME=VALUE")))?;
+    for (k, v) in &pairs {
         vars.set(k, v);
     }
     let known: Vec<String> = transform::BUILTIN_VARS
@@ -355,9 +418,8 @@ async fn transform_cmd(args: &[String]) -> Result<ExitCode, Usage> {
     }
 }
 
-async fn validate(env: Env, args: &[String]) -> Result<ExitCode, Usage> {
-    let f = flags(args, &["--config"])?;
-    let loaded = match one(&f, "--config") {
+async fn validate(env: Env, config_path: Option<String>) -> Result<ExitCode, Usage> {
+    let loaded = match config_path {
         Some(path) => match std::fs::read_to_string(&path) {
             Ok(text) => with_fetcher(text.contains("secret:"), |fetcher| async move {
                 config::load_document(&text, &fetcher).await
@@ -510,5 +572,88 @@ mod tests {
                 Err(Usage(m)) => prop_assert!(!m.is_empty() && m.len() < 256, "{}", m),
             }
         }
+
+        // Whole command lines: a command, or a usage error of bounded size; never a panic.
+        #[test]
+        fn any_command_line_parses_or_is_a_usage_error(
+            cmd in prop_oneof![
+                Just("replicate".to_string()),
+                Just("transform".to_string()),
+                Just("plan".to_string()),
+                Just("validate".to_string()),
+                Just("help".to_string()),
+                ".{0,8}",
+            ],
+            args in proptest::collection::vec(arg(), 0..8),
+        ) {
+            let mut line = vec![cmd];
+            line.extend(args);
+            if let Err(Usage(m)) = parse(&line) {
+                prop_assert!(!m.is_empty() && m.len() < 512, "{}", m);
+            }
+        }
+    }
+
+    fn line(args: &[&str]) -> Vec<String> {
+        args.iter().map(|a| a.to_string()).collect()
+    }
+
+    #[test]
+    fn command_lines_parse_into_their_commands() {
+        use serde_json::json;
+        let cases: [(&[&str], Result<Command, &str>); 12] = [
+            (
+                &["replicate", "--event", "e.json"],
+                Ok(Command::Replicate {
+                    event: "e.json".into(),
+                }),
+            ),
+            (&["replicate"], Err("replicate needs --event FILE")),
+            (&["replicate", "--event"], Err("--event needs a value")),
+            (
+                &["transform", "--transform", "a.sed", "--var", "K=V=W"],
+                Ok(Command::Transform {
+                    refs: vec!["a.sed".into()],
+                    vars: vec![("K".into(), "V=W".into())],
+                }),
+            ),
+            (
+                &["transform", "--var", "K=V"],
+                Err("transform needs --transform REF"),
+            ),
+            (
+                &["transform", "--transform", "a.sed", "--var", "K"],
+                Err("--var \"K\": expected NAME=VALUE"),
+            ),
+            (&["validate"], Ok(Command::Validate { config: None })),
+            (
+                &["validate", "--config", "c.json"],
+                Ok(Command::Validate {
+                    config: Some("c.json".into()),
+                }),
+            ),
+            (
+                &["plan", "--all", "--region", "eu-west-1", "--json"],
+                Ok(Command::Plan {
+                    payload: json!({"source": "manual", "all": true, "dryRun": true, "region": "eu-west-1"}),
+                    json: true,
+                }),
+            ),
+            (
+                &["plan", "--all", "--secret", "x"],
+                Err("plan needs --secret ID (repeatable) or --all"),
+            ),
+            (&["plan", "--bogus"], Err("unexpected argument \"--bogus\"")),
+            (&["deploy"], Err("unknown command \"deploy\"")),
+        ];
+        for (args, expected) in cases {
+            let got = parse(&line(args));
+            match expected {
+                Ok(c) => assert_eq!(got, Ok(c), "{args:?}"),
+                Err(m) => assert_eq!(got, Err(Usage(m.into())), "{args:?}"),
+            }
+        }
+        assert_eq!(parse(&line(&["--help"])), Ok(Command::Help));
+        assert_eq!(parse(&[]), Err(Usage("no command".into())));
     }
 }

@@ -27,6 +27,9 @@ The same server as `moto_server` (request recording included; `-p 0` binds any f
 - `MOTO_IAM_LOG=FILE`: one JSON object per line for every AWS request authorized or denied:
   principal, principal_role, account, region, action, resource, context, kms_keys, allowed.
 
+moto handles one request at a time (its backends are not safe under concurrent requests; AWS
+is): see `serve`.
+
 Requests carrying `X-Harness-Internal` (the harness's own bookkeeping, e.g. the
 GetCallerIdentity behind `Moto::account_of`) are neither checked nor logged.
 """
@@ -762,7 +765,19 @@ def serve(host: str, port: int) -> None:
 
     app = DomainDispatcherApplication(create_backend_app)
     app.debug = True  # type: ignore[attr-defined]
-    server = make_server(host, port, app, threaded=True, request_handler=MotoRequestHandler)
+
+    # One request at a time inside moto. AWS serves concurrent requests without corrupting its
+    # state; moto's backends are plain dicts, and two threads iterating and inserting at once
+    # answer 500 "RuntimeError: dictionary changed size during iteration" (seen under the `all`
+    # bench's concurrent creates). The GIL runs moto on one core anyway, so serialising costs
+    # little; connections are still accepted concurrently.
+    lock = threading.Lock()
+
+    def serialised(environ, start_response):
+        with lock:
+            return list(app(environ, start_response))
+
+    server = make_server(host, port, serialised, threaded=True, request_handler=MotoRequestHandler)
     os.environ["MOTO_PORT"] = str(server.port)
     port_file = os.environ.get("MOTO_PORT_FILE")
     if port_file:
