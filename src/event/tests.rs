@@ -331,6 +331,22 @@ fn malformed_payloads_are_invalid_events() {
 }
 
 #[test]
+fn a_long_rejection_is_cut_to_the_limit_mark_included() {
+    // A source name of 600 bytes is quoted in the message: cut, with the mark, within 512.
+    for len in [MAX_MESSAGE - 40, MAX_MESSAGE, 600, 5000] {
+        let name = "é".repeat(len / 2);
+        let payload = json!({"source": name, "detail-type": "x", "detail": {}});
+        let Err(Error::InvalidEvent(m)) = parse(&payload, &me()) else {
+            panic!("expected InvalidEvent");
+        };
+        assert!(m.len() <= MAX_MESSAGE, "{len}: {} bytes", m.len());
+    }
+    let m = bounded("x".repeat(2000));
+    assert_eq!(m.len(), MAX_MESSAGE);
+    assert!(m.ends_with("… (truncated)"));
+}
+
+#[test]
 fn a_manual_field_of_the_wrong_type_is_named() {
     let cases = [
         (
