@@ -776,7 +776,7 @@ fn all(plan: &Plan, rt: &Runtime, table: &mut Table) {
     table.row(
         &format!("Peak RSS of the {n} × 2 process (backfill chain, then repair)"),
         format!(
-            "{} ({} for a {small_n}-secret repair in a fresh process: {:+.2} MB per 1,000 secrets)",
+            "{} ({} for a fresh process listing the same estate and repairing {small_n} of them: {:+.2} MB per 1,000 secrets)",
             mib(big),
             mib(small_rss),
             growth / 1024.0

@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use secret_replicator::continuation::{Cursor, MAX_CURSOR};
+use secret_replicator::continuation::{Cursor, MAX_CURSOR, MAX_LINKS};
 use secret_replicator::outcome::Error;
 
 const FUNCTION: &str = "secret-replicator";
@@ -23,7 +23,8 @@ fuzz_target!(|data: &[u8]| {
             next: name.to_string(),
             region: region.to_string(),
             config: config.to_string(),
-            link: link.len() as u32,
+            // A link writes cursors for links 2..=12 (the first link has none).
+            link: (link.len() as u32 % MAX_LINKS) + 1,
             failures: failures.len() as u64,
             first_kind: (!failures.is_empty()).then(|| "Throttled".to_string()),
         };
