@@ -346,6 +346,17 @@ async fn a_backfill_of_2000_secrets_to_2_destinations_completes_by_itself_within
             (FUNCTION_ARN, "Event", Some(i as u32 + 2), 202)
         );
     }
+    let mut ops: BTreeMap<String, usize> = BTreeMap::new();
+    for c in moto.calls() {
+        *ops.entry(format!(
+            "{} {} {}",
+            c.service,
+            c.operation,
+            c.region.clone().unwrap_or_default()
+        ))
+        .or_default() += 1;
+    }
+    eprintln!("calls during the chain: {ops:?}");
     assert_one_token_per_destination(&moto, 2 * N);
     let t = Instant::now();
     assert_copies(&moto, &secrets).await;

@@ -418,6 +418,52 @@ async fn all_backfills_200_existing_secrets_and_a_second_run_writes_nothing() {
 
 // ---- 2. drift -------------------------------------------------------------------------------
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn all_creates_what_the_listing_lacks_without_describing_it_and_never_takes_a_stranger() {
+    let w = World::start().await;
+    let World {
+        moto,
+        east,
+        west: west_sm,
+    } = &w;
+    let ep = moto.endpoint();
+    let fresh = seed_secret(east, "app/fresh", "db.us-east-1.example.com").await;
+    let taken = seed_secret(east, "app/taken", "mq.us-east-1.example.com").await;
+    // Someone else's secret where the copy would go: no marker, so the filtered listing does
+    // not show it, and the create meets it.
+    seed_secret(west_sm, "app/taken", "theirs").await;
+    let app = app_with(&west_copy(), &ep).await;
+    moto.reset_calls();
+    let doc = app.handle(&manual_all()).await;
+    let doc = match doc {
+        Ok(r) | Err(Failure(r)) => serde_json::from_str::<Value>(&r.to_json()).unwrap(),
+    };
+    let r = results_of(&doc, &fresh);
+    assert_eq!(
+        (r[0]["status"].as_str(), r[0]["action"].as_str()),
+        (Some("replicated"), Some("create")),
+        "{doc}"
+    );
+    let r = results_of(&doc, &taken);
+    assert_eq!(r[0]["status"], "failed", "{doc}");
+    assert_eq!(r[0]["error"]["kind"], "DestinationConflict", "{doc}");
+    assert_eq!(r[0]["statusCode"], 409, "{doc}");
+    assert_eq!(
+        current(west_sm, "app/taken").await.as_deref(),
+        Some("theirs")
+    );
+    // The missing copies were created from the listing alone: no DescribeSecret of a
+    // destination before its CreateSecret; only the refused one is described (ownership).
+    let described: Vec<String> = moto
+        .calls()
+        .into_iter()
+        .filter(|c| c.operation == "DescribeSecret" && c.region.as_deref() == Some("us-west-2"))
+        .map(|c| c.body)
+        .collect();
+    assert_eq!(described.len(), 1, "{described:?}");
+    assert!(described[0].contains("app/taken"), "{described:?}");
+}
+
 #[tokio::test]
 async fn all_repairs_a_hand_edited_copy_and_a_missed_event_and_leaves_the_rest_alone() {
     let w = World::start().await;

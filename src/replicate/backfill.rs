@@ -214,6 +214,7 @@ impl<S: Stores> Replicator<'_, S> {
         let marker = token::marker_value(&source.account, &source.region, &source.name);
         let planned = rules::plan(self.config, &source, is_replica, rules::Tags::Filter);
         let mut differing = HashSet::new();
+        let mut absent = HashSet::new();
         let mut in_sync = Vec::new();
         for p in &planned {
             let Planned::Write(t) = p else { continue };
@@ -226,6 +227,9 @@ impl<S: Stores> Replicator<'_, S> {
                 transform_fingerprint: &t.dest.fingerprint,
             });
             let listing = listings.get(&(t.at.account.clone(), t.at.region.clone()));
+            if listing.is_some_and(|l| !l.by_name.contains_key(&t.at.name)) {
+                absent.insert(t.at.clone());
+            }
             let agrees = listing
                 .and_then(|l| l.by_name.get(&t.at.name).map(|d| (l, d)))
                 .is_some_and(|(l, d)| {
@@ -317,6 +321,7 @@ impl<S: Stores> Replicator<'_, S> {
         let known = Known {
             tags: Some(&s.tags),
             only: Some(&differing),
+            absent: Some(&absent),
             version_time: None,
         };
         match self.source(&secret, region, job, known).await {

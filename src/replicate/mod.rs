@@ -84,6 +84,10 @@ pub struct Known<'a> {
     /// Only these destinations (the ones a listing found out of line); the others are left
     /// out of the results.
     pub only: Option<&'a std::collections::HashSet<DestinationRef>>,
+    /// Of those, the ones the listing did not show at all: unless planning, they are created
+    /// without a DescribeSecret first (SPEC §6: a missing destination is created, and a
+    /// ResourceExistsException falls back to the ownership check). First round only.
+    pub absent: Option<&'a std::collections::HashSet<DestinationRef>>,
     /// The event's version was created at this time: a source read answering a version created
     /// clearly before it is stale (eventual consistency) and read again.
     pub version_time: Option<std::time::SystemTime>,
@@ -180,8 +184,10 @@ impl<S: Stores> Replicator<'_, S> {
                 .tags
                 .map(<[_]>::to_vec)
                 .or_else(|| meta.as_ref().map(|m| m.tags.clone()));
+            // After a write the listing is out of date: later rounds look again.
+            let absent = if round == 1 { known.absent } else { None };
             outcomes = self
-                .version(&source, &current, meta.as_ref(), job, known.only)
+                .version(&source, &current, meta.as_ref(), job, known.only, absent)
                 .await;
             let wrote = job.mode != Mode::Plan
                 && outcomes
@@ -322,6 +328,7 @@ impl<S: Stores> Replicator<'_, S> {
         meta: Option<&SourceMeta>,
         job: Job,
         only: Option<&std::collections::HashSet<DestinationRef>>,
+        absent: Option<&std::collections::HashSet<DestinationRef>>,
     ) -> Vec<Outcome> {
         let is_replica = token::is_replicator_token(&current.version_id);
         let mut planned = rules::plan(self.config, source, is_replica, rules::Tags::Filter);
@@ -357,7 +364,10 @@ impl<S: Stores> Replicator<'_, S> {
             .collect();
         let decided = futures::future::join_all(prepared.into_iter().map(|p| async move {
             match p {
-                Ok(p) => self.decide(p).await,
+                Ok(p) => {
+                    let listed_absent = absent.is_some_and(|a| a.contains(&p.target.at));
+                    self.decide(p, listed_absent).await
+                }
                 Err(o) => Err(*o),
             }
         }))
@@ -371,8 +381,12 @@ impl<S: Stores> Replicator<'_, S> {
         futures::future::join_all(outcomes).await
     }
 
-    /// Observe and decide one destination.
-    async fn decide<'p>(&self, p: Prepared<'p>) -> Result<Decided<'p, S::Store>, Outcome> {
+    /// Observe and decide one destination. `listed_absent`: a listing just showed it missing.
+    async fn decide<'p>(
+        &self,
+        p: Prepared<'p>,
+        listed_absent: bool,
+    ) -> Result<Decided<'p, S::Store>, Outcome> {
         let started = Instant::now();
         let store = match self
             .stores
@@ -384,10 +398,13 @@ impl<S: Stores> Replicator<'_, S> {
         };
         let want = p.want();
         let trusted = self.state.is_owned(&p.target.at);
-        let state = match observe::observe(&store, &want, p.job, trusted, Learned::default()).await
-        {
-            Ok(s) => s,
-            Err((action, e)) => return Err(p.failed(started, action, &e)),
+        let state = if listed_absent && p.job.mode != Mode::Plan && !trusted {
+            DestState::new(Seen::Absent)
+        } else {
+            match observe::observe(&store, &want, p.job, trusted, Learned::default()).await {
+                Ok(s) => s,
+                Err((action, e)) => return Err(p.failed(started, action, &e)),
+            }
         };
         let plan = match decide::decide(&state, &want, p.job) {
             Ok(plan) => plan,

@@ -27,8 +27,8 @@ The same server as `moto_server` (request recording included; `-p 0` binds any f
 - `MOTO_IAM_LOG=FILE`: one JSON object per line for every AWS request authorized or denied:
   principal, principal_role, account, region, action, resource, context, kms_keys, allowed.
 
-moto handles one request at a time (its backends are not safe under concurrent requests; AWS
-is): see `serve`.
+moto handles writes one at a time and reads side by side (its backends are not safe under
+concurrent requests; AWS is): see `serve`.
 
 Requests carrying `X-Harness-Internal` (the harness's own bookkeeping, e.g. the
 GetCallerIdentity behind `Moto::account_of`) are neither checked nor logged.
@@ -36,6 +36,7 @@ GetCallerIdentity behind `Moto::account_of`) are neither checked nor logged.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -749,6 +750,45 @@ def install(setup: dict[str, Any]) -> None:
             sts_backends[account][PARTITION].assumed_roles.append(session)
 
 
+class _ReadWriteLock:
+    """Many readers or one writer; a waiting writer holds new readers back (no starvation)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._readers = 0
+        self._writer = False
+        self._waiting_writers = 0
+
+    @contextlib.contextmanager
+    def reading(self):
+        with self._cond:
+            while self._writer or self._waiting_writers:
+                self._cond.wait()
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._readers -= 1
+                if self._readers == 0:
+                    self._cond.notify_all()
+
+    @contextlib.contextmanager
+    def writing(self):
+        with self._cond:
+            self._waiting_writers += 1
+            while self._writer or self._readers:
+                self._cond.wait()
+            self._waiting_writers -= 1
+            self._writer = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._writer = False
+                self._cond.notify_all()
+
+
 def serve(host: str, port: int) -> None:
     """moto's server (what `moto_server` runs), bound before anything else happens so that port 0
     works: the port it got is written to `MOTO_PORT_FILE` (when set) once it is listening. A
@@ -766,15 +806,20 @@ def serve(host: str, port: int) -> None:
     app = DomainDispatcherApplication(create_backend_app)
     app.debug = True  # type: ignore[attr-defined]
 
-    # One request at a time inside moto. AWS serves concurrent requests without corrupting its
-    # state; moto's backends are plain dicts, and two threads iterating and inserting at once
-    # answer 500 "RuntimeError: dictionary changed size during iteration" (seen under the `all`
-    # bench's concurrent creates). The GIL runs moto on one core anyway, so serialising costs
-    # little; connections are still accepted concurrently.
-    lock = threading.Lock()
+    # Requests that change moto's state one at a time, reads side by side. AWS serves concurrent
+    # requests without corrupting its state; moto's backends are plain dicts, and a thread
+    # iterating one (ListSecrets, a version lookup) while another inserts answers 500
+    # "RuntimeError: dictionary changed size during iteration" (seen under the `all` bench's
+    # concurrent creates). Reads (Get*, Describe*, List*, BatchGet* by their X-Amz-Target) share
+    # the lock; everything else (writes, STS, the moto API) holds it alone.
+    lock = _ReadWriteLock()
 
     def serialised(environ, start_response):
-        with lock:
+        op = environ.get("HTTP_X_AMZ_TARGET", "").rpartition(".")[2]
+        if op.startswith(("Get", "Describe", "List", "BatchGet")):
+            with lock.reading():
+                return list(app(environ, start_response))
+        with lock.writing():
             return list(app(environ, start_response))
 
     server = make_server(host, port, serialised, threaded=True, request_handler=MotoRequestHandler)
