@@ -70,6 +70,42 @@ async fn a_secret_is_copied_under_a_new_name_in_its_region_and_under_its_own_nam
 }
 
 #[tokio::test]
+async fn all_puts_a_hand_edited_cross_account_copy_back_by_moving_its_label() {
+    let w = World::start().await;
+    let World { moto, .. } = &w;
+    let source = w.seed("app/db", VALUE).await;
+    let config = json!({"rules": [{"match": ["app/**"], "destinations": [{
+        "region": "eu-west-1",
+        "account_role_arn": DEST_ROLE,
+        "external_id": EXTERNAL_ID,
+        "name": "xacct/${SECRET_NAME}"
+    }]}]})
+    .to_string();
+    let app = w.app(&config).await;
+    ok(app.handle(&put_event(&source)).await);
+    let dest = dest_client(&moto.endpoint(), DEST_ACCOUNT, "eu-west-1").await;
+    // Someone edits the copy by hand in the destination account.
+    put_value(&dest, "xacct/app/db", "tampered").await;
+    moto.reset_calls();
+
+    let doc = ok(app.handle(&manual_all()).await);
+
+    let r = only(&doc);
+    assert_eq!(r["status"], "replicated", "{doc}");
+    // The replicator's version is still there: AWSCURRENT moves back to it, no new version.
+    assert_eq!(r["action"], "label", "{doc}");
+    // Through the destination role: the compare read, and the label move.
+    assert_eq!(
+        moto.count("GetSecretValue"),
+        2,
+        "the source's and the copy's"
+    );
+    assert_eq!(moto.count("UpdateSecretVersionStage"), 1);
+    assert_eq!(moto.count("PutSecretValue"), 0);
+    assert_eq!(current(&dest, "xacct/app/db").await.as_deref(), Some(VALUE));
+}
+
+#[tokio::test]
 async fn a_cross_account_copy_is_written_with_the_assumed_role_into_the_destination_account_only() {
     let w = World::start().await;
     let World { moto, .. } = &w;
