@@ -354,6 +354,11 @@ fn every_metric_line_survives_lambdas_filter_at_every_level_the_template_offers(
                 "{level}: Lambda would drop {line}"
             );
         }
+        // `cargo nextest run --test alarms --no-capture` prints the count per level.
+        eprintln!(
+            "LogLevel {level}: {} metric lines, all kept by Lambda's filter",
+            metric_lines.len()
+        );
     }
 }
 
