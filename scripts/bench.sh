@@ -11,7 +11,8 @@
 #
 # The table goes to stdout and to target/bench.md; progress goes to stderr. A cold run builds
 # the AWS SDK twice (arm64 and x86_64 release): about 10 minutes on 2 cores, then about 3 minutes
-# of measuring. Sizes: BENCH_STARTS (21), BENCH_WARM (500), BENCH_ALL (1000).
+# of measuring plus about 15-20 minutes for `all` at estate size. Sizes: BENCH_STARTS (21),
+# BENCH_WARM (500), BENCH_ALL (10000), BENCH_LINK_SECONDS (300).
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
