@@ -260,7 +260,7 @@ impl<S: Stores> App<S> {
             Work::Replicate(secrets) => {
                 // Boxed: the SDK's futures are deep; boxing keeps each one's layout apart.
                 let known = Known {
-                    version_time: request.version_time,
+                    change: Some(&request.change),
                     ..Known::default()
                 };
                 let runs = secrets
@@ -275,7 +275,11 @@ impl<S: Stores> App<S> {
                 } else {
                     Scope::Both
                 };
-                let run = replicator.source(secret, region, job(scope), Known::default());
+                let known = Known {
+                    change: Some(&request.change),
+                    ..Known::default()
+                };
+                let run = replicator.source(secret, region, job(scope), known);
                 report_of(vec![Box::pin(run).await], 1)
             }
             Work::Delete(secret, window) => {

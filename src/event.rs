@@ -123,9 +123,56 @@ pub struct Request {
     /// `resume`: where an `all` chain's link starts (checked by the handler, which knows the
     /// function and region the cursor must belong to).
     pub resume: Option<String>,
-    /// When the event's call created the version it reports (PutSecretValue, CreateSecret): a
-    /// source read answering a version created clearly before is stale (SPEC §12).
-    pub version_time: Option<SystemTime>,
+    /// What the triggering event says about its change, for the source read (SPEC §5): never
+    /// what to replicate, only how to tell a stale first read. Empty for manual payloads.
+    pub change: Change,
+}
+
+/// What an event records about the change it reports, beyond which secret (SPEC §5). The source
+/// read uses it to tell a stale first read (eventual consistency, SPEC §12) from a source that
+/// moved on; what is replicated is always the source's current value read at processing time.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Change {
+    /// When the call happened: CloudTrail's `detail.eventTime`, else EventBridge's `time`.
+    pub at: Option<SystemTime>,
+    /// The version the call made current, when the record names it:
+    /// `requestParameters.clientRequestToken` of PutSecretValue and CreateSecret (the API makes
+    /// the token the new version's VersionId, and SDKs always send one) and `moveToVersionId` of
+    /// UpdateSecretVersionStage. RotationSucceeded names none: its version was created by the
+    /// rotation's first step, before the event.
+    pub version: Option<String>,
+    /// The call was CreateSecret: a read right after it may not find the secret, or its first
+    /// version, yet.
+    pub created: bool,
+}
+
+/// An event older than this never arms the stale-read guard (redrives, late retries): by then
+/// the version it names may long be superseded, and reads have long converged (SPEC §5).
+pub const GUARD_MAX_AGE: Duration = Duration::from_secs(15 * 60);
+
+/// A CreateSecret event younger than this has its "no secret" or "no current version" reads
+/// read again (bounded) before they count (SPEC §5).
+pub const YOUNG_CREATE: Duration = Duration::from_secs(60);
+
+impl Change {
+    /// The version the first source read is checked against, at processing time `now`: only
+    /// for an event that names one and is at most [`GUARD_MAX_AGE`] old. An event without a
+    /// time arms nothing (its age is unknown).
+    pub fn guard(&self, now: SystemTime) -> Option<&str> {
+        let at = self.at?;
+        let age = now.duration_since(at).unwrap_or(Duration::ZERO);
+        (age <= GUARD_MAX_AGE)
+            .then_some(self.version.as_deref())
+            .flatten()
+    }
+
+    /// A CreateSecret event less than [`YOUNG_CREATE`] old at `now`.
+    pub fn young_create(&self, now: SystemTime) -> bool {
+        self.created
+            && self
+                .at
+                .is_some_and(|at| now.duration_since(at).unwrap_or(Duration::ZERO) < YOUNG_CREATE)
+    }
 }
 
 /// The manual payload (SPEC §6). Strict: a typo is an InvalidEvent, not a silent no-op.
@@ -297,7 +344,7 @@ fn parse_manual(payload: &Value) -> Result<Request, Error> {
         account: None,
         dry_run: m.dry_run,
         resume: m.resume.clone(),
-        version_time: None,
+        change: Change::default(),
     };
     if m.resume.is_some() && !m.all {
         return Err(Error::InvalidEvent(
@@ -345,15 +392,23 @@ fn parse_eventbridge(payload: &Value, me: &Identity) -> Result<Request, Error> {
         .filter(|r| !r.is_empty())
         .or_else(|| str_field(detail, "awsRegion").map(str::to_string));
     let account = ev.account.clone().filter(|a| !a.is_empty());
-    let request = |work| Request {
+    let at = str_field(detail, "eventTime")
+        .and_then(crate::time::parse_rfc3339)
+        .or_else(|| ev.time.map(SystemTime::from));
+    let request_with = |work, change| Request {
         invocation: Invocation::Event,
         work,
         region: region.clone(),
         account: account.clone(),
         dry_run: false,
         resume: None,
-        version_time: None,
+        change,
     };
+    let at_only = Change {
+        at,
+        ..Change::default()
+    };
+    let request = |work| request_with(work, at_only.clone());
     match detail_type {
         "Secret Label Updated" => {
             let id = ev
@@ -398,13 +453,27 @@ fn parse_eventbridge(payload: &Value, me: &Identity) -> Result<Request, Error> {
                 return Ok(request(skip_with(SkipReason::SelfCaused)));
             }
             let params = detail.get("requestParameters").and_then(Value::as_object);
-            let response = detail.get("responseElements").and_then(Value::as_object);
+            let param = |key| params.and_then(|p| str_field(p, key)).map(str::to_string);
+            // The version the call made current, for the stale-read guard (SPEC §5). Nothing
+            // here decides *whether* to replicate: `responseElements` is `null` or `{"arn"}` in
+            // real records, and whether a CreateSecret made a version is the source read's to say.
+            let change = match event_name {
+                "PutSecretValue" => Change {
+                    version: param("clientRequestToken"),
+                    ..at_only.clone()
+                },
+                "CreateSecret" => Change {
+                    version: param("clientRequestToken"),
+                    created: true,
+                    ..at_only.clone()
+                },
+                "UpdateSecretVersionStage" => Change {
+                    version: param("moveToVersionId"),
+                    ..at_only.clone()
+                },
+                _ => at_only.clone(),
+            };
             let work = match event_name {
-                // A create that made no version (CloudTrail never records the value itself: the
-                // response's versionId tells): the PutSecretValue that follows replicates.
-                "CreateSecret" if response.is_some_and(|r| str_field(r, "versionId").is_none()) => {
-                    skip_with(SkipReason::NoValue)
-                }
                 "CreateSecret" | "RotationSucceeded" | "RestoreSecret" => {
                     replicate(secret, event_name)?
                 }
@@ -434,7 +503,7 @@ fn parse_eventbridge(payload: &Value, me: &Identity) -> Result<Request, Error> {
                 "TagResource" | "UntagResource" => Work::SyncTags(named(secret, event_name)?),
                 _ => skip_with(SkipReason::NotAValueChange),
             };
-            Ok(request(work))
+            Ok(request_with(work, change))
         }
         _ => Ok(request(Work::Skip {
             source: detail_type.to_string(),

@@ -22,6 +22,14 @@ pub struct CurrentValue {
     pub created: Option<SystemTime>,
 }
 
+/// One version read by its id (GetSecretValue with `VersionId`).
+#[derive(Debug, Clone)]
+pub struct VersionRead {
+    pub value: CurrentValue,
+    /// Whether the version holds AWSCURRENT (its `VersionStages`).
+    pub current: bool,
+}
+
 /// DescribeSecret, reduced to what the pipeline decides on.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Description {
@@ -151,6 +159,13 @@ pub struct KeyInfo {
 pub trait ReadSecrets: Send + Sync {
     /// GetSecretValue with `VersionStage=AWSCURRENT`.
     fn current_value(&self, id: &str) -> impl Future<Output = Result<CurrentValue, Error>> + Send;
+    /// GetSecretValue with `VersionId`: that version's value and whether it is current;
+    /// `None` when AWS finds no such version (or secret).
+    fn version(
+        &self,
+        id: &str,
+        version_id: &str,
+    ) -> impl Future<Output = Result<Option<VersionRead>, Error>> + Send;
     /// DescribeSecret; `None` when there is no such secret.
     fn describe(&self, id: &str)
     -> impl Future<Output = Result<Option<Description>, Error>> + Send;

@@ -376,3 +376,171 @@ async fn a_token_already_used_with_another_value_is_resolved_with_a_fresh_token(
     assert_eq!(current(west, "app/db").await.as_deref(), Some("v1"));
     assert_eq!(current_version(west, "app/db").await, fresh);
 }
+
+// The stale first read (SPEC §5): a PutSecretValue or CreateSecret record names the version it
+// made (`requestParameters.clientRequestToken`); the first source read is checked against it.
+// The fault proxy answers reads from before a write (its eventual-consistency mode), with a
+// window far longer than any test, so no verdict depends on how fast the machine is.
+
+/// moto behind the proxy, a source `app/db` at v1 read once through the proxy (so the proxy can
+/// answer that read again later), the App talking to the proxy.
+struct Stale {
+    moto: Moto,
+    proxy: common::FaultProxy,
+    /// Admin client through the proxy: its writes open the proxy's stale windows.
+    east: aws_sdk_secretsmanager::Client,
+    west: aws_sdk_secretsmanager::Client,
+    source: Seeded,
+    app: secret_replicator::app::App<secret_replicator::aws::AwsStores>,
+}
+
+async fn stale_rig() -> Stale {
+    let moto = Moto::start();
+    let proxy = common::FaultProxy::start(moto.addr());
+    let east = sm(&proxy.endpoint(), "us-east-1").await;
+    let west = sm(&moto.endpoint(), "us-west-2").await;
+    let source = seed_secret(&east, "app/db", "v1").await;
+    assert_eq!(current(&east, "app/db").await.as_deref(), Some("v1"));
+    let sdk = fast_retry_sdk_config(&proxy.endpoint(), None).await;
+    let app = app_from(settings(&west_copy(), &[]), sdk).await;
+    Stale {
+        moto,
+        proxy,
+        east,
+        west,
+        source,
+        app,
+    }
+}
+
+/// The proxy answers every read of a secret written from now on with its state from before the
+/// write, for far longer than the test runs.
+fn reads_stay_stale(proxy: &common::FaultProxy) {
+    proxy.stale_reads(1.0, std::time::Duration::from_secs(3600), 11);
+}
+
+/// The record of a call made just now (the guard is armed only by events under 15 minutes old).
+fn just_now(mut e: Value) -> Value {
+    let now = secret_replicator::time::format_rfc3339(std::time::SystemTime::now());
+    e["detail"]["eventTime"] = Value::String(now.clone());
+    e["time"] = Value::String(now);
+    e
+}
+
+#[tokio::test]
+async fn a_first_read_that_answers_the_previous_version_never_writes_it() {
+    let r = stale_rig().await;
+    reads_stay_stale(&r.proxy);
+    // Reads by VersionId are fresh: only the first read, by stage, lags.
+    r.proxy.add_rule(common::Rule::new(
+        common::Match::op("GetSecretValue").body_contains("\"VersionId\""),
+        common::Fault::Pass,
+    ));
+    let v2 = put_value(&r.east, "app/db", "v2").await;
+    r.moto.reset_calls();
+
+    let doc = ok(r
+        .app
+        .handle(&just_now(put_event_for_version(&r.source, &v2)))
+        .await);
+
+    assert_eq!(doc["statusCode"], 200, "{doc}");
+    assert_eq!(only(&doc)["status"], "replicated", "{doc}");
+    assert!(
+        r.proxy.faults("GetSecretValue") >= 1,
+        "the first read was answered stale"
+    );
+    assert_eq!(current(&r.west, "app/db").await.as_deref(), Some("v2"));
+    // One version only: v1 was never written, not even for a moment.
+    assert_eq!(versions(&r.west, "app/db").await, 1);
+    assert_eq!(writes(&r.moto), ["CreateSecret"]);
+}
+
+#[tokio::test]
+async fn a_version_no_read_shows_yet_is_retriable_and_nothing_is_written() {
+    let r = stale_rig().await;
+    reads_stay_stale(&r.proxy);
+    let v2 = put_value(&r.east, "app/db", "v2").await;
+
+    let doc = failed(
+        r.app
+            .handle(&just_now(put_event_for_version(&r.source, &v2)))
+            .await,
+    );
+
+    assert_eq!(doc["statusCode"], 502, "{doc}");
+    assert_eq!(doc["retryClass"], "retriable", "{doc}");
+    assert!(!exists(&r.west, "app/db").await, "nothing written");
+}
+
+#[tokio::test]
+async fn a_put_processed_after_a_rollback_replicates_the_rolled_back_value() {
+    let r = stale_rig().await;
+    let v2 = put_value(&r.east, "app/db", "v2").await;
+    // Rolled back before the put's event is processed.
+    r.east
+        .update_secret_version_stage()
+        .secret_id("app/db")
+        .version_stage("AWSCURRENT")
+        .move_to_version_id(&r.source.version)
+        .remove_from_version_id(&v2)
+        .send()
+        .await
+        .expect("roll back");
+
+    let doc = ok(r
+        .app
+        .handle(&just_now(put_event_for_version(&r.source, &v2)))
+        .await);
+
+    assert_eq!(doc["statusCode"], 200, "{doc}");
+    assert_eq!(only(&doc)["status"], "replicated", "{doc}");
+    assert_eq!(current(&r.west, "app/db").await.as_deref(), Some("v1"));
+}
+
+#[tokio::test]
+async fn a_duplicate_record_of_an_idempotent_put_replicates() {
+    let r = stale_rig().await;
+    let token = "0f0e0d0c-0b0a-4909-8807-060504030201";
+    for _ in 0..2 {
+        // A retried PutSecretValue with the same token and value: AWS ignores the second.
+        r.east
+            .put_secret_value()
+            .secret_id("app/db")
+            .secret_string("v2")
+            .client_request_token(token)
+            .send()
+            .await
+            .expect("idempotent put");
+    }
+    let event = just_now(put_event_for_version(&r.source, token));
+
+    let first = ok(r.app.handle(&event).await);
+    let second = ok(r.app.handle(&event).await);
+
+    assert_eq!(only(&first)["status"], "replicated", "{first}");
+    assert_eq!(second["statusCode"], 200, "{second}");
+    assert_eq!(only(&second)["status"], "replicated", "{second}");
+    assert_eq!(current(&r.west, "app/db").await.as_deref(), Some("v2"));
+    assert_eq!(versions(&r.west, "app/db").await, 1);
+}
+
+#[tokio::test]
+async fn a_rotation_whose_version_was_created_a_minute_before_the_event_replicates() {
+    let r = stale_rig().await;
+    // Rotation's first step made v2 (AWSPENDING), its last moved AWSCURRENT; the service event
+    // comes after both: its eventTime is a minute after the version's CreatedDate.
+    let v2 = put_value(&r.east, "app/db", "rotated").await;
+    let mut e = event(common::app::fixture::ROTATION_SUCCEEDED, &r.source);
+    let later = std::time::SystemTime::now() + std::time::Duration::from_secs(60);
+    let later = secret_replicator::time::format_rfc3339(later);
+    e["detail"]["eventTime"] = Value::String(later.clone());
+    e["time"] = Value::String(later);
+
+    let doc = ok(r.app.handle(&e).await);
+
+    assert_eq!(doc["statusCode"], 200, "{doc}");
+    assert_eq!(only(&doc)["status"], "replicated", "{doc}");
+    assert_eq!(current(&r.west, "app/db").await.as_deref(), Some("rotated"));
+    assert_eq!(current_version(&r.east, "app/db").await, v2);
+}

@@ -8,7 +8,7 @@ use crate::outcome::{AwsError, Error, ErrorKind};
 use crate::secret::SecretValue;
 use crate::store::{
     AWSCURRENT, CurrentValue, Description, KeyInfo, ListFilter, Listed, ManageSecrets, NewSecret,
-    ReadSecrets, ResolveKeys, WriteSecrets, Written,
+    ReadSecrets, ResolveKeys, VersionRead, WriteSecrets, Written,
 };
 use aws_sdk_secretsmanager::primitives::{Blob, DateTime};
 use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType, Tag};
@@ -109,33 +109,64 @@ fn time(d: Option<&DateTime>) -> Option<SystemTime> {
     d.and_then(|d| SystemTime::try_from(*d).ok())
 }
 
-impl ReadSecrets for AwsStore {
-    async fn current_value(&self, id: &str) -> Result<CurrentValue, Error> {
-        let req = self
-            .sm
-            .get_secret_value()
-            .secret_id(id)
-            .version_stage(AWSCURRENT);
+impl AwsStore {
+    /// GetSecretValue with a stage or a version id: the value, and the version's stages.
+    async fn get_value(
+        &self,
+        id: &str,
+        version_id: Option<&str>,
+    ) -> Result<(CurrentValue, Vec<String>), Error> {
+        let req = self.sm.get_secret_value().secret_id(id);
+        let req = match version_id {
+            Some(v) => req.version_id(v),
+            None => req.version_stage(AWSCURRENT),
+        };
         let mut out = self
             .send(SM, "GetSecretValue", || req.clone().send())
             .await?;
-        let value =
-            value_of(out.secret_string.take(), out.secret_binary.take()).ok_or_else(|| {
-                Error::Aws(AwsError {
-                    kind: ErrorKind::AwsClientError,
-                    service: SM,
-                    operation: "GetSecretValue",
-                    code: "NoValue".into(),
-                    message: format!("{id} has neither SecretString nor SecretBinary"),
-                })
-            })?;
-        Ok(CurrentValue {
+        let malformed = |what: &str| {
+            Error::Aws(AwsError {
+                kind: ErrorKind::AwsClientError,
+                service: SM,
+                operation: "GetSecretValue",
+                code: "NoValue".into(),
+                message: format!("{id}: the answer has no {what}"),
+            })
+        };
+        let value = value_of(out.secret_string.take(), out.secret_binary.take())
+            .ok_or_else(|| malformed("SecretString or SecretBinary"))?;
+        // Every decision about staleness rests on the version id: an answer without one is
+        // not a value to copy (parse, don't default).
+        let version = out
+            .version_id()
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| malformed("VersionId"))?
+            .to_string();
+        let current = CurrentValue {
             arn: out.arn().unwrap_or(id).to_string(),
             name: out.name().unwrap_or(id).to_string(),
-            version_id: out.version_id().unwrap_or_default().to_string(),
+            version_id: version,
             value,
             created: time(out.created_date()),
-        })
+        };
+        Ok((current, out.version_stages.take().unwrap_or_default()))
+    }
+}
+
+impl ReadSecrets for AwsStore {
+    async fn current_value(&self, id: &str) -> Result<CurrentValue, Error> {
+        self.get_value(id, None).await.map(|(v, _)| v)
+    }
+
+    async fn version(&self, id: &str, version_id: &str) -> Result<Option<VersionRead>, Error> {
+        match self.get_value(id, Some(version_id)).await {
+            Ok((value, stages)) => Ok(Some(VersionRead {
+                value,
+                current: stages.iter().any(|s| s == AWSCURRENT),
+            })),
+            Err(e) if e.is_aws("ResourceNotFoundException") => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     async fn describe(&self, id: &str) -> Result<Option<Description>, Error> {

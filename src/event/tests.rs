@@ -13,6 +13,15 @@ fn me() -> Identity {
 fn fixture(name: &str) -> Value {
     let text = match name {
         "create" => include_str!("../../tests/fixtures/events/cloudtrail-create-secret.json"),
+        "create-null" => {
+            include_str!("../../tests/fixtures/events/cloudtrail-create-secret-null-response.json")
+        }
+        "create-aRN" => {
+            include_str!("../../tests/fixtures/events/cloudtrail-create-secret-old-arn-casing.json")
+        }
+        "create-synthetic-version-id" => include_str!(
+            "../../tests/fixtures/events/cloudtrail-create-secret-synthetic-version-id.json"
+        ),
         "delete" => {
             include_str!("../../tests/fixtures/events/cloudtrail-delete-secret-old-arn-casing.json")
         }
@@ -412,22 +421,114 @@ fn names_come_only_from_full_response_arns() {
 }
 
 #[test]
-fn a_create_that_made_no_version_is_skipped_and_one_with_a_value_replicates() {
-    let mut no_value = fixture("create");
-    no_value["detail"]["responseElements"]
+fn every_recorded_create_secret_shape_replicates_and_a_response_version_id_is_ignored() {
+    // Whether a CreateSecret made a version is the source read's to say (SPEC §5): real records
+    // carry `responseElements` null, `{"arn"}` or `{"aRN"}`, and none carries a `versionId`.
+    let by_name = replicate(&[("prod/payments/db", Some("prod/payments/db"))]);
+    let by_arn = replicate(&[(ARN, Some("prod/payments/db"))]);
+    for (fixture, want) in [
+        ("create", &by_arn),
+        ("create-null", &by_name),
+        ("create-aRN", &by_arn),
+        ("create-synthetic-version-id", &by_arn),
+    ] {
+        let r = parse(&self::fixture(fixture), &me()).unwrap();
+        assert_eq!(&r.work, want, "{fixture}");
+        // The stale-read guard is armed from the request's token, never from the response.
+        assert_eq!(
+            r.change.version.as_deref(),
+            Some("6c1a8b2e-3d4f-4a5b-9c8d-7e6f5a4b3c2d"),
+            "{fixture}"
+        );
+        assert!(r.change.created, "{fixture}");
+    }
+    // The synthetic versionId decides nothing: removing it changes nothing.
+    let mut without = fixture("create-synthetic-version-id");
+    without["detail"]["responseElements"]
         .as_object_mut()
         .unwrap()
         .remove("versionId");
     assert_eq!(
-        work_of(&no_value),
-        skip(ARN, SkipReason::NoValue),
-        "CloudTrail never records the value: the response's versionId tells"
+        parse(&without, &me()).unwrap(),
+        parse(&fixture("create-synthetic-version-id"), &me()).unwrap()
     );
-    // No responseElements at all: the source read decides.
-    let mut unknown = fixture("create");
-    unknown["detail"]["responseElements"] = Value::Null;
-    assert!(matches!(work_of(&unknown), Work::Replicate(_)));
-    assert!(matches!(work_of(&fixture("create")), Work::Replicate(_)));
+}
+
+#[test]
+fn the_change_an_event_reports_comes_from_its_record() {
+    let at = crate::time::parse_rfc3339("2026-11-20T09:15:02Z");
+    let put = parse(&fixture("put"), &me()).unwrap().change;
+    assert_eq!(
+        put,
+        Change {
+            at,
+            version: Some("0a9b8c7d-6e5f-4a3b-2c1d-0e9f8a7b6c5d".into()),
+            created: false,
+        }
+    );
+    // UpdateSecretVersionStage names the version it made current.
+    let stage = parse(&fixture("stage"), &me()).unwrap().change;
+    assert_eq!(
+        stage.version.as_deref(),
+        Some("1b2c3d4e-5f6a-4b7c-8d9e-0f1a2b3c4d5e")
+    );
+    // RotationSucceeded names none (its version predates the event); manual payloads neither.
+    let rotation = parse(&fixture("rotation"), &me()).unwrap().change;
+    assert_eq!(rotation.version, None);
+    assert!(rotation.at.is_some());
+    assert_eq!(
+        parse(&fixture("manual"), &me()).unwrap().change,
+        Change::default()
+    );
+    // A record without eventTime falls back to EventBridge's `time`.
+    let mut e = fixture("put");
+    e["detail"].as_object_mut().unwrap().remove("eventTime");
+    assert_eq!(
+        parse(&e, &me()).unwrap().change.at,
+        crate::time::parse_rfc3339("2026-11-20T09:15:03Z")
+    );
+}
+
+#[test]
+fn the_guard_is_armed_only_by_a_named_version_at_most_fifteen_minutes_old() {
+    let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+    let change = Change {
+        at: Some(at),
+        version: Some("v2".into()),
+        created: false,
+    };
+    assert_eq!(change.guard(at), Some("v2"));
+    assert_eq!(change.guard(at + GUARD_MAX_AGE), Some("v2"));
+    assert_eq!(
+        change.guard(at + GUARD_MAX_AGE + Duration::from_secs(1)),
+        None
+    );
+    // A clock behind the event's time counts as age zero.
+    assert_eq!(change.guard(at - Duration::from_secs(5)), Some("v2"));
+    assert_eq!(
+        Change {
+            at: None,
+            ..change.clone()
+        }
+        .guard(at),
+        None
+    );
+    assert_eq!(
+        Change {
+            version: None,
+            ..change.clone()
+        }
+        .guard(at),
+        None
+    );
+    // Young creates: under a minute, CreateSecret only.
+    let create = Change {
+        created: true,
+        ..change.clone()
+    };
+    assert!(create.young_create(at + Duration::from_secs(59)));
+    assert!(!create.young_create(at + YOUNG_CREATE));
+    assert!(!change.young_create(at));
 }
 
 #[test]

@@ -322,7 +322,7 @@ impl<S: Stores> Replicator<'_, S> {
             tags: Some(&s.tags),
             only: Some(&differing),
             absent: Some(&absent),
-            version_time: None,
+            change: None,
         };
         match self.source(&secret, region, job, known).await {
             SourceResult::Outcomes(mut o) => {

@@ -24,7 +24,7 @@ pub(crate) use log::log_outcome_in;
 pub use state::ContainerState;
 
 use crate::config::{Config, Destination};
-use crate::event::SecretRef;
+use crate::event::{Change, SecretRef};
 use crate::outcome::{Action, DestinationRef, Error, Outcome, SkipReason, Status};
 use crate::rules::{self, Planned, Source};
 use crate::store::{CurrentValue, Description, ReadSecrets, RetryPolicy, Stores};
@@ -46,6 +46,18 @@ pub const STALE_READS: usize = 3;
 
 /// The first backoff before reading again after a contradiction; it doubles each time.
 pub const STALE_BACKOFF: Duration = Duration::from_millis(100);
+
+/// The waits before each re-read of a young CreateSecret's source that is not readable yet:
+/// about 10 s in all (SPEC §5), then the read's answer counts (`no_value` or SourceNotFound).
+pub const YOUNG_CREATE_BACKOFF: [Duration; 7] = [
+    Duration::from_millis(250),
+    Duration::from_millis(500),
+    Duration::from_secs(1),
+    Duration::from_secs(2),
+    Duration::from_secs(2),
+    Duration::from_secs(2),
+    Duration::from_secs(2),
+];
 
 /// What happened to one source.
 #[derive(Debug)]
@@ -88,9 +100,10 @@ pub struct Known<'a> {
     /// without a DescribeSecret first (SPEC §6: a missing destination is created, and a
     /// ResourceExistsException falls back to the ownership check). First round only.
     pub absent: Option<&'a std::collections::HashSet<DestinationRef>>,
-    /// The event's version was created at this time: a source read answering a version created
-    /// clearly before it is stale (eventual consistency) and read again.
-    pub version_time: Option<std::time::SystemTime>,
+    /// What the triggering event says about its change (SPEC §5): the version the first source
+    /// read is checked against, and whether a young CreateSecret's secret may not be readable
+    /// yet. None for `all` and manual payloads. First round only.
+    pub change: Option<&'a Change>,
 }
 
 /// Replicates sources: the clients, the container's state, the configuration.
@@ -149,9 +162,9 @@ impl<S: Stores> Replicator<'_, S> {
         let mut id = secret.id.clone();
         let mut expected: Option<String> = None;
         for round in 1..=MAX_ROUNDS {
-            let not_before = (round == 1).then_some(known.version_time).flatten();
+            let change = if round == 1 { known.change } else { None };
             let current = match self
-                .read(&source_store, &id, secret, expected.as_deref(), not_before)
+                .read(&source_store, &id, secret, expected.as_deref(), change)
                 .await
             {
                 Ok(Some(c)) => c,
@@ -211,64 +224,79 @@ impl<S: Stores> Replicator<'_, S> {
 
     /// Reads the source's current value. `expected`: the version a re-read said is current now
     /// (a later round); a read that does not show it yet is stale and read again, bounded.
-    /// `Ok(None)` ends the rounds.
+    /// `change`: what the event says (first round only): the stale-read guard and the young
+    /// CreateSecret's re-reads (SPEC §5). `Ok(None)` ends the rounds.
     async fn read(
         &self,
         store: &S::Store,
         id: &str,
         secret: &SecretRef,
         expected: Option<&str>,
-        not_before: Option<std::time::SystemTime>,
+        change: Option<&Change>,
     ) -> Result<Option<CurrentValue>, SourceResult> {
+        let now = std::time::SystemTime::now();
+        let guard = change.and_then(|c| c.guard(now));
+        let young_create = change.is_some_and(|c| c.young_create(now));
+        let failed = |error| SourceResult::Failed {
+            source: secret.id.clone(),
+            error,
+        };
         let mut stale = 0;
+        let mut unseen = 0;
         loop {
             let current = match store.current_value(id).await {
                 Ok(c) => c,
                 Err(e) if e.is_aws("ResourceNotFoundException") => {
+                    // Right after CreateSecret the secret, or its first version, may not be
+                    // readable yet (reads are eventually consistent): look again before
+                    // calling it missing or valueless.
+                    if young_create && let Some(wait) = YOUNG_CREATE_BACKOFF.get(unseen) {
+                        unseen += 1;
+                        tokio::time::sleep(*wait).await;
+                        continue;
+                    }
                     return Err(self.missing(store, secret, e).await);
                 }
                 // Secrets Manager refuses to read a secret scheduled for deletion: nothing to copy.
                 Err(e) if e.is_aws("InvalidRequestException") => {
                     return Err(skip(&secret.id, SkipReason::SourceDeleted));
                 }
-                Err(error) => {
-                    return Err(SourceResult::Failed {
-                        source: secret.id.clone(),
-                        error,
-                    });
-                }
+                Err(error) => return Err(failed(error)),
             };
-            // CreatedDate has a resolution of a second on some answers, eventTime too.
-            let older_than_event = not_before.is_some_and(|t| {
-                current
-                    .created
-                    .is_some_and(|c| c + std::time::Duration::from_secs(1) < t)
-            });
-            match expected {
-                Some(want) if current.version_id != want => {
+            if let Some(want) = expected
+                && current.version_id != want
+            {
+                stale += 1;
+                if stale > STALE_READS {
+                    tracing::warn!(source = %current.name, "the source read keeps answering an older version than its description; stopping");
+                    return Ok(None);
+                }
+                stale_backoff(stale).await;
+                continue;
+            }
+            let Some(token) = guard.filter(|t| *t != current.version_id) else {
+                // No guard, or the read shows the event's version: fresh, no extra call.
+                return Ok(Some(current));
+            };
+            // The read does not show the event's version: either it is stale, or the source
+            // moved on since (a later write, a rollback). The version itself tells which.
+            match store.version(&current.arn, token).await {
+                // It holds AWSCURRENT: the first read was stale; copy the event's version.
+                Ok(Some(v)) if v.current => return Ok(Some(v.value)),
+                // It exists without AWSCURRENT: the source moved on; copy what is current.
+                Ok(Some(_)) => return Ok(Some(current)),
+                // Not visible yet: the read is stale. Never copy the older value as current.
+                Ok(None) => {
                     stale += 1;
                     if stale > STALE_READS {
-                        tracing::warn!(source = %current.name, "the source read keeps answering an older version than its description; stopping");
-                        return Ok(None);
+                        return Err(failed(Error::Inconsistent(format!(
+                            "{}: the source does not show the event's version yet; retry later",
+                            secret.id
+                        ))));
                     }
                     stale_backoff(stale).await;
                 }
-                _ if older_than_event => {
-                    stale += 1;
-                    if stale > STALE_READS {
-                        // Not written: an older value would be copied as current. Retriable,
-                        // so that Lambda's retry reads again later.
-                        return Err(SourceResult::Failed {
-                            source: secret.id.clone(),
-                            error: Error::Inconsistent(format!(
-                                "{}: the source still answers a version older than the event's; retry later",
-                                secret.id
-                            )),
-                        });
-                    }
-                    stale_backoff(stale).await;
-                }
-                _ => return Ok(Some(current)),
+                Err(error) => return Err(failed(error)),
             }
         }
     }

@@ -1134,61 +1134,277 @@ async fn a_tag_rule_replicates_only_tagged_sources_and_a_tag_event_starts_it() {
     );
 }
 
+/// The `Change` the event parser makes of a real-shaped PutSecretValue record naming `version`
+/// (its `clientRequestToken`) at `at`: the guard is armed from the record, not set by hand.
+fn put_change(version: &str, at: std::time::SystemTime) -> crate::event::Change {
+    let mut record: serde_json::Value = serde_json::from_str(include_str!(
+        "../../tests/fixtures/events/cloudtrail-put-secret-value.json"
+    ))
+    .unwrap();
+    record["detail"]["requestParameters"]["secretId"] = "app/db".into();
+    record["detail"]["requestParameters"]["clientRequestToken"] = version.into();
+    record["detail"]["eventTime"] = crate::time::format_rfc3339(at).into();
+    let me = crate::event::Identity {
+        function_name: "secret-replicator".into(),
+        role_arn: None,
+    };
+    crate::event::parse(&record, &me).unwrap().change
+}
+
+async fn run_change(s: &MemoryStores, c: &Config, change: &crate::event::Change) -> SourceResult {
+    Replicator {
+        stores: s,
+        state: &fresh(),
+        config: c,
+        retry: RETRY,
+    }
+    .source(
+        &sref("app/db"),
+        Some("us-east-1"),
+        Job::VALUE,
+        Known {
+            change: Some(change),
+            ..Known::default()
+        },
+    )
+    .await
+}
+
 #[tokio::test(start_paused = true)]
-async fn a_source_read_older_than_the_event_s_version_is_read_again() {
+async fn a_first_read_that_answers_the_previous_version_never_copies_it() {
     let s = stores();
     let c = config(WEST).await;
     s.seed("us-east-1", "app/db", "v1", "one");
-    let now = std::time::SystemTime::now();
-    s.edit(OWN, "us-east-1", "app/db", |d| {
-        d.versions[0].created = now - Duration::from_secs(60)
-    });
-    // The event reports v2, created now; the first reads still answer v1.
-    s.freeze_value(OWN, "us-east-1", "app/db", 2);
+    // The event reports v2; the first read still answers v1 (eventual consistency).
+    s.freeze_value(OWN, "us-east-1", "app/db", 1);
     s.seed("us-east-1", "app/db", "v2", "two");
-    let known = Known {
-        version_time: Some(now),
-        ..Known::default()
-    };
-    let r = Replicator {
-        stores: &s,
-        state: &fresh(),
-        config: &c,
-        retry: RETRY,
-    };
-    let o = match r
-        .source(&sref("app/db"), Some("us-east-1"), Job::VALUE, known)
-        .await
-    {
+    let change = put_change("v2", std::time::SystemTime::now());
+    s.calls();
+    let o = match run_change(&s, &c, &change).await {
         SourceResult::Outcomes(o) => o,
         other => panic!("{other:?}"),
     };
     assert_eq!(o[0].status, Status::Replicated, "{o:?}");
+    let dest = s.secret(OWN, "us-west-2", "dr/app/db").unwrap();
+    assert_eq!(
+        dest.versions.len(),
+        1,
+        "one version: the old value was never written"
+    );
     assert_eq!(
         s.value(OWN, "us-west-2", "dr/app/db").as_deref(),
-        Some("two"),
-        "the stale value was never copied"
+        Some("two")
     );
-    // A read that stays behind: retriable, nothing written.
+    // The check costs one read by VersionId, only because the first read was stale.
+    let calls = s.calls();
+    assert_eq!(
+        calls
+            .iter()
+            .filter(|c| c.starts_with("GetSecretValue"))
+            .count(),
+        2,
+        "{calls:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_fresh_first_read_costs_no_extra_call() {
+    let s = stores();
+    let c = config(WEST).await;
+    s.seed("us-east-1", "app/db", "v1", "one");
+    let change = put_change("v1", std::time::SystemTime::now());
+    s.calls();
+    run_change(&s, &c, &change).await;
+    let calls = s.calls();
+    assert_eq!(
+        calls
+            .iter()
+            .filter(|c| c.starts_with("GetSecretValue"))
+            .count(),
+        1,
+        "{calls:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_put_processed_after_a_rollback_copies_the_rolled_back_value() {
+    let s = stores();
+    let c = config(WEST).await;
+    s.seed("us-east-1", "app/db", "v1", "one");
+    s.seed("us-east-1", "app/db", "v2", "two");
+    // Rolled back: AWSCURRENT on v1 again, v2 kept without it.
+    s.edit(OWN, "us-east-1", "app/db", |d| {
+        for v in &mut d.versions {
+            v.stages.retain(|st| st != AWSCURRENT);
+            if v.id == "v1" {
+                v.stages.push(AWSCURRENT.into());
+            }
+        }
+    });
+    let change = put_change("v2", std::time::SystemTime::now());
+    match run_change(&s, &c, &change).await {
+        SourceResult::Outcomes(o) => assert_eq!(o[0].status, Status::Replicated, "{o:?}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        s.value(OWN, "us-west-2", "dr/app/db").as_deref(),
+        Some("one")
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_version_not_visible_yet_is_read_again_then_retriable_and_nothing_is_written() {
+    let s = stores();
+    let c = config(WEST).await;
+    s.seed("us-east-1", "app/db", "v1", "one");
+    let change = put_change("v2", std::time::SystemTime::now());
+    // v2 is visible on the third look: read again, then copied.
+    s.freeze_value(OWN, "us-east-1", "app/db", 3);
+    s.seed("us-east-1", "app/db", "v2", "two");
+    s.hide_versions(OWN, "us-east-1", "app/db", 2);
+    match run_change(&s, &c, &change).await {
+        SourceResult::Outcomes(o) => assert_eq!(o[0].status, Status::Replicated, "{o:?}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        s.value(OWN, "us-west-2", "dr/app/db").as_deref(),
+        Some("two")
+    );
+    // Never visible: retriable, nothing written.
     let s = stores();
     s.seed("us-east-1", "app/db", "v1", "one");
-    s.edit(OWN, "us-east-1", "app/db", |d| {
-        d.versions[0].created = now - Duration::from_secs(60)
-    });
-    let r = Replicator {
-        stores: &s,
-        state: &fresh(),
-        config: &c,
-        retry: RETRY,
-    };
-    match r
-        .source(&sref("app/db"), Some("us-east-1"), Job::VALUE, known)
-        .await
-    {
+    match run_change(&s, &c, &change).await {
         SourceResult::Failed { error, .. } => {
             assert_eq!(error.kind(), ErrorKind::ServiceError);
+            assert_eq!(
+                error.retry_class(),
+                crate::outcome::RetryClass::Retriable,
+                "{error}"
+            );
         }
         other => panic!("{other:?}"),
     }
     assert!(s.secret(OWN, "us-west-2", "dr/app/db").is_none());
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_event_older_than_fifteen_minutes_arms_no_guard() {
+    let s = stores();
+    let c = config(WEST).await;
+    s.seed("us-east-1", "app/db", "v1", "one");
+    let change = put_change(
+        "v2",
+        std::time::SystemTime::now() - Duration::from_secs(16 * 60),
+    );
+    s.calls();
+    match run_change(&s, &c, &change).await {
+        SourceResult::Outcomes(o) => assert_eq!(o[0].status, Status::Replicated, "{o:?}"),
+        other => panic!("{other:?}"),
+    }
+    // The current value is copied; no read by VersionId.
+    assert_eq!(
+        s.value(OWN, "us-west-2", "dr/app/db").as_deref(),
+        Some("one")
+    );
+    let calls = s.calls();
+    assert_eq!(
+        calls
+            .iter()
+            .filter(|c| c.starts_with("GetSecretValue"))
+            .count(),
+        1,
+        "{calls:?}"
+    );
+}
+
+/// The `Change` of a real-shaped CreateSecret record (its `clientRequestToken` is `version`) at
+/// `at`.
+fn create_change(version: &str, at: std::time::SystemTime) -> crate::event::Change {
+    let mut record: serde_json::Value = serde_json::from_str(include_str!(
+        "../../tests/fixtures/events/cloudtrail-create-secret-null-response.json"
+    ))
+    .unwrap();
+    record["detail"]["requestParameters"]["name"] = "app/db".into();
+    record["detail"]["requestParameters"]["clientRequestToken"] = version.into();
+    record["detail"]["eventTime"] = crate::time::format_rfc3339(at).into();
+    let me = crate::event::Identity {
+        function_name: "secret-replicator".into(),
+        role_arn: None,
+    };
+    crate::event::parse(&record, &me).unwrap().change
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_young_create_not_readable_yet_is_read_again() {
+    let s = stores();
+    let c = config(WEST).await;
+    s.seed("us-east-1", "app/db", "v1", "one");
+    // The first two reads do not find the new secret yet.
+    s.fail("GetSecretValue", "app/db", "ResourceNotFoundException", 2);
+    let change = create_change("v1", std::time::SystemTime::now());
+    match run_change(&s, &c, &change).await {
+        SourceResult::Outcomes(o) => assert_eq!(o[0].status, Status::Replicated, "{o:?}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        s.value(OWN, "us-west-2", "dr/app/db").as_deref(),
+        Some("one")
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_young_create_without_a_value_is_no_value_after_about_ten_seconds_of_reads() {
+    let s = stores();
+    let c = config(WEST).await;
+    s.world.lock().unwrap().secrets.insert(
+        (OWN.into(), "us-east-1".into(), "app/db".into()),
+        Secret {
+            arn: format!("arn:aws:secretsmanager:us-east-1:{OWN}:secret:app/db-AbCdEf"),
+            ..Secret::default()
+        },
+    );
+    let change = create_change("v1", std::time::SystemTime::now());
+    s.calls();
+    let started = tokio::time::Instant::now();
+    let o = match run_change(&s, &c, &change).await {
+        SourceResult::Outcomes(o) => o,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        (o[0].status, o[0].reason),
+        (Status::Skipped, Some(SkipReason::NoValue))
+    );
+    // Paused clock: the waits are the schedule's, not the machine's.
+    let waited = started.elapsed();
+    let schedule: Duration = YOUNG_CREATE_BACKOFF.iter().sum();
+    assert_eq!(waited, schedule);
+    assert!(schedule <= Duration::from_secs(10), "{schedule:?}");
+    let calls = s.calls();
+    assert_eq!(
+        calls
+            .iter()
+            .filter(|c| c.starts_with("GetSecretValue"))
+            .count(),
+        1 + YOUNG_CREATE_BACKOFF.len(),
+        "{calls:?}"
+    );
+    // An old CreateSecret (a redrive) is decided by its first read.
+    let old = create_change(
+        "v1",
+        std::time::SystemTime::now() - Duration::from_secs(120),
+    );
+    let o = match run_change(&s, &c, &old).await {
+        SourceResult::Outcomes(o) => o,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(o[0].reason, Some(SkipReason::NoValue));
+    let calls = s.calls();
+    assert_eq!(
+        calls
+            .iter()
+            .filter(|c| c.starts_with("GetSecretValue"))
+            .count(),
+        1,
+        "{calls:?}"
+    );
 }

@@ -125,7 +125,13 @@ pub enum Stale {
     Describe(Option<Description>),
     /// GetSecretValue answers this value.
     Value(CurrentValue),
+    /// GetSecretValue by `VersionId` answers this (None: not found).
+    Version(Option<crate::store::VersionRead>),
 }
+
+/// The key under which stale answers to GetSecretValue by `VersionId` are kept (apart from
+/// those by stage).
+pub(crate) const BY_VERSION: &str = "GetSecretValue(VersionId)";
 
 /// A hook run with the whole world.
 pub type Hook = Box<dyn FnOnce(&mut World) + Send>;
@@ -358,6 +364,15 @@ impl MemoryStores {
     pub fn freeze_value(&self, account: &str, region: &str, name: &str, times: usize) {
         let key = self.key_of(account, region, name);
         self.lock().freeze_value(&key, times);
+    }
+
+    /// The next `times` GetSecretValue calls by `VersionId` on the secret answer
+    /// ResourceNotFoundException, as a read that does not see a new version yet does.
+    pub fn hide_versions(&self, account: &str, region: &str, name: &str, times: usize) {
+        let key = self.key_of(account, region, name);
+        self.lock()
+            .stale
+            .push((BY_VERSION, key.2, times, Stale::Version(None)));
     }
 
     /// Runs `f` once, right after the next successful create or put.

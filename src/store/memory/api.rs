@@ -6,7 +6,7 @@ use crate::outcome::{AwsError, Error, classify};
 use crate::secret::SecretValue;
 use crate::store::{
     AWSCURRENT, CurrentValue, Description, KeyInfo, ListFilter, Listed, ManageSecrets, NewSecret,
-    ReadSecrets, ResolveKeys, WriteSecrets, Written,
+    ReadSecrets, ResolveKeys, VersionRead, WriteSecrets, Written,
 };
 use std::time::{Duration, SystemTime};
 
@@ -69,6 +69,33 @@ impl ReadSecrets for MemoryStore {
             value: v.value.clone(),
             created: Some(v.created),
         })
+    }
+
+    async fn version(&self, id: &str, version_id: &str) -> Result<Option<VersionRead>, Error> {
+        let key = self.key(id);
+        let mut w = self.enter("GetSecretValue", id)?;
+        if let Some(Stale::Version(v)) = Self::stale(&mut w, super::BY_VERSION, &key.2) {
+            return Ok(v);
+        }
+        let Some(s) = w.secrets.get(&key) else {
+            return Ok(None);
+        };
+        if s.deleted {
+            return Err(scheduled_for_deletion("GetSecretValue"));
+        }
+        Ok(s.versions
+            .iter()
+            .find(|v| v.id == version_id)
+            .map(|v| VersionRead {
+                value: CurrentValue {
+                    arn: s.arn.clone(),
+                    name: key.2.clone(),
+                    version_id: v.id.clone(),
+                    value: v.value.clone(),
+                    created: Some(v.created),
+                },
+                current: v.stages.iter().any(|st| st == AWSCURRENT),
+            }))
     }
 
     async fn describe(&self, id: &str) -> Result<Option<Description>, Error> {
