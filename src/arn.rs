@@ -57,6 +57,19 @@ pub fn secret_name_if_full(arn: &str) -> Option<String> {
     (suffix_ok && !head.is_empty()).then(|| head.to_string())
 }
 
+/// Every name a secret ARN of unknown shape may stand for: the name of a full ARN (its fixed
+/// `-XXXXXX` suffix dropped) and the resource of a partial ARN (no suffix). For deciding that no
+/// rule could want a secret before reading it, never for naming it (SPEC §4: a partial ARN is
+/// never stripped by guessing). Empty when `arn` is not a secret ARN.
+pub fn possible_secret_names(arn: &str) -> Vec<String> {
+    let Some(resource) = Arn::parse(arn).and_then(|a| a.resource.strip_prefix("secret:")) else {
+        return Vec::new();
+    };
+    let mut names = vec![resource.to_string()];
+    names.extend(secret_name_if_full(arn));
+    names
+}
+
 /// The account of an IAM role ARN (`arn:aws:iam::123456789012:role/path/name`), or None when
 /// it is not one.
 pub fn role_account(arn: &str) -> Option<String> {
@@ -87,6 +100,16 @@ pub fn kms_alias(key: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_arn_of_unknown_shape_may_stand_for_two_names() {
+        let full = "arn:aws:secretsmanager:us-east-1:111122223333:secret:rds/db-AbCdEf";
+        assert_eq!(possible_secret_names(full), ["rds/db-AbCdEf", "rds/db"]);
+        let partial = "arn:aws:secretsmanager:us-east-1:111122223333:secret:rds/db";
+        assert_eq!(possible_secret_names(partial), ["rds/db"]);
+        assert!(possible_secret_names("rds/db").is_empty());
+        assert!(possible_secret_names("arn:aws:iam::111122223333:role/r").is_empty());
+    }
 
     #[test]
     fn parts_of_arns() {

@@ -562,7 +562,12 @@ fn cloudtrail_secret(detail: &Map<String, Value>) -> Option<SecretRef> {
         .map(str::to_string)
         .or_else(|| secret_id.and_then(name_from_id))
         .or_else(|| response_arn.and_then(crate::arn::secret_name_if_full))
-        .or_else(|| service_id.and_then(name_from_id));
+        // A service event's `SecretId` is written by AWS: a full ARN, whose fixed suffix may be
+        // dropped (SPEC §4).
+        .or_else(|| {
+            service_id
+                .and_then(|id| name_from_id(id).or_else(|| crate::arn::secret_name_if_full(id)))
+        });
     Some(SecretRef { id, name })
 }
 

@@ -584,3 +584,28 @@ async fn a_restore_event_restores_the_owned_copy_and_replicates() {
     assert!(describe(west, "app/db").await.deleted_date().is_none());
     assert_eq!(current(west, "app/db").await.as_deref(), Some("v1"));
 }
+
+#[tokio::test]
+async fn a_rotation_or_tag_event_naming_by_arn_a_secret_no_rule_matches_makes_no_call() {
+    let w = World::start().await;
+    let World { moto, .. } = &w;
+    // An RDS-managed secret, rotated every 7 days, that no rule wants (`west_copy` is `app/**`).
+    let rds = w.seed("other/rds-creds", "pw").await;
+    let app = w.app(&west_copy()).await;
+    moto.reset_calls();
+
+    // RotationSucceeded carries only the full ARN (additionalEventData.SecretId).
+    let doc = ok(app.handle(&event(fixture::ROTATION_SUCCEEDED, &rds)).await);
+    assert_skipped(&doc, "no_matching_rule");
+    // A tag event given the full ARN, or a partial ARN (no suffix), as secretId.
+    let partial = rds.arn[..rds.arn.len() - 7].to_string();
+    for id in [rds.arn.clone(), partial] {
+        let mut e = put_event(&rds);
+        e["detail"]["eventName"] = json!("TagResource");
+        e["detail"]["requestParameters"] = json!({"secretId": id, "tags": []});
+        e["detail"]["responseElements"] = Value::Null;
+        assert_skipped(&ok(app.handle(&e).await), "no_matching_rule");
+    }
+
+    assert!(moto.calls().is_empty(), "{:?}", moto.calls());
+}

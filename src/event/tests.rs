@@ -74,8 +74,8 @@ fn every_fixture_maps_to_the_action_of_the_spec_table() {
         ("put", replicate(&[(ARN, Some("prod/payments/db"))])),
         ("stage", replicate(&[(ARN, Some("prod/payments/db"))])),
         ("label", replicate(&[(ARN, Some("prod/payments/db"))])),
-        // A service event's ARN is not from responseElements: the source read names it.
-        ("rotation", replicate(&[(ARN, None)])),
+        // A service event's SecretId is a full ARN AWS wrote: its suffix drops (SPEC §4).
+        ("rotation", replicate(&[(ARN, Some("prod/payments/db"))])),
         ("failed", skip("prod/payments/db", SkipReason::CallFailed)),
         ("pending", skip(ARN, SkipReason::NotCurrent)),
         (
@@ -539,7 +539,9 @@ fn rotation_ids_come_from_service_event_details_too() {
         .unwrap()
         .remove("additionalEventData");
     e["detail"]["serviceEventDetails"] = json!({"secretId": ARN});
-    assert_eq!(work_of(&e), replicate(&[(ARN, None)]));
+    // AWS writes the full ARN there: its fixed suffix drops to give the name (SPEC §4), so a
+    // rotation of a secret no rule matches is skipped before any read.
+    assert_eq!(work_of(&e), replicate(&[(ARN, Some("prod/payments/db"))]));
 }
 
 fn delete_with(params: Value, response: Value) -> DeletionWindow {

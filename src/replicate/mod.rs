@@ -144,16 +144,24 @@ impl<S: Stores> Replicator<'_, S> {
         known: Known<'_>,
     ) -> SourceResult {
         let config = self.config;
-        if let Some(name) = secret.name.as_deref() {
-            // An event that names the secret lets us skip secrets no rule wants before reading
-            // them (the function may not even be allowed to read them).
-            if !config.matches_any(name) {
+        // Skip, before reading, secrets no rule could want (the function may not even be allowed
+        // to read them): by the name the event gives, or, for an ARN of unknown shape (a
+        // RotationSucceeded, a tag event given an ARN), by every name it may stand for.
+        let candidates = match &secret.name {
+            Some(name) => vec![name.clone()],
+            None => crate::arn::possible_secret_names(&secret.id),
+        };
+        if !candidates.is_empty() {
+            if !candidates.iter().any(|n| config.matches_any(n)) {
                 return skip(&secret.id, SkipReason::NoMatchingRule);
             }
             // A tag event for a secret whose destinations copy no metadata and whose rules do not
             // select by tag: nothing to read.
-            let tag_rules = config.rules.iter().any(|r| r.matches(name) && r.has_tags());
-            if !job.value() && !tag_rules && !wants(config, name, copies_metadata) {
+            let tag_work = |name: &String| {
+                config.rules.iter().any(|r| r.matches(name) && r.has_tags())
+                    || wants(config, name, copies_metadata)
+            };
+            if !job.value() && !candidates.iter().any(tag_work) {
                 return skip(&secret.id, SkipReason::TagSyncOff);
             }
         }
