@@ -499,13 +499,6 @@ fn finish(invocation: Invocation, report: Report) -> Result<Report, Failure> {
     }
 }
 
-/// The answer of a container whose configuration is invalid: every invocation gets the
-/// InvalidConfig document (an error for events and `failOnError`, the document otherwise), so
-/// the caller sees why instead of a bare timeout.
-pub fn invalid_config(error: &Error, payload: &Value) -> Result<Report, Failure> {
-    finish(invocation_of(payload), Report::top_level(error))
-}
-
 /// The answer to a payload whose raw text could not be read as JSON (too deep, or not JSON):
 /// an InvalidEvent, failed like an event (nothing in it can say it is manual).
 pub fn unreadable_payload(error: &Error) -> Result<Report, Failure> {

@@ -48,11 +48,6 @@ impl Env {
             .map(String::as_str)
             .filter(|v| !v.trim().is_empty())
     }
-
-    /// Set or replace a variable.
-    pub fn set(&mut self, key: &str, value: &str) {
-        self.0.insert(key.to_string(), value.to_string());
-    }
 }
 
 /// True when the process runs under a Lambda runtime (AWS, `cargo lambda watch`).
@@ -67,8 +62,8 @@ pub enum ConfigSource {
     Inline(String),
     /// `REPLICATOR_CONFIG_FILE`
     File(String),
-    /// `REPLICATOR_CONFIG_SECRET`, re-read after the TTL.
-    Secret { id: String, ttl: Duration },
+    /// `REPLICATOR_CONFIG_SECRET`, re-read after [`Settings::config_ttl`].
+    Secret { id: String },
     /// `DEST_REGION` and friends.
     Shorthand(Shorthand),
 }
@@ -196,10 +191,7 @@ impl Settings {
                 } else if let Some(path) = env.get("REPLICATOR_CONFIG_FILE") {
                     Some(ConfigSource::File(path.to_string()))
                 } else if let Some(id) = env.get("REPLICATOR_CONFIG_SECRET") {
-                    Some(ConfigSource::Secret {
-                        id: id.to_string(),
-                        ttl,
-                    })
+                    Some(ConfigSource::Secret { id: id.to_string() })
                 } else if let Some(region) = env.get("DEST_REGION") {
                     Some(ConfigSource::Shorthand(Shorthand {
                         region: region.trim().to_string(),

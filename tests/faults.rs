@@ -553,7 +553,7 @@ async fn invalid_events_are_a_top_level_400_with_no_results_and_no_calls() {
 async fn a_scheduled_manual_payload_with_a_typo_fails_the_invocation_when_fail_on_error_is_set() {
     // A schedule sets failOnError so that failures reach Lambda's error metric and alarms
     // (SPEC §6). A typo elsewhere in its payload is such a failure: it must not come back as a
-    // quiet document that no alarm sees (as an invalid configuration does not, app::invalid_config).
+    // quiet document that no alarm sees (as an invalid configuration does not, app::cannot_work).
     let rig = rig_with(&west_copy(), None).await;
     let payload = json!({"source": "manual", "secretID": "app/db", "failOnError": true});
 
@@ -699,12 +699,20 @@ async fn a_container_with_an_invalid_config_answers_every_invocation_with_the_in
         version: String::new(),
     };
 
-    let as_event = app::invalid_config(&error, &put_event(&source));
-    let as_manual = app::invalid_config(&error, &manual("app/db"));
-    let as_scheduled = app::invalid_config(
+    // What the binary answers every invocation with when its configuration is invalid
+    // (main.rs: `app::cannot_work`).
+    let document = |r: Result<app::Answer, Failure>| {
+        r.map(|a| match a {
+            app::Answer::Document(report) => report,
+            other => panic!("a document, not {other:?}"),
+        })
+    };
+    let as_event = document(app::cannot_work(&error, &put_event(&source)));
+    let as_manual = document(app::cannot_work(&error, &manual("app/db")));
+    let as_scheduled = document(app::cannot_work(
         &error,
         &json!({"source": "manual", "secretId": "app/db", "failOnError": true}),
-    );
+    ));
 
     let Err(Failure(report)) = as_event else {
         panic!("an event must fail")

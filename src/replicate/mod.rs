@@ -639,10 +639,5 @@ pub fn source_of(arn: &str, name: &str, region: Option<&str>) -> Source {
     }
 }
 
-/// The destination's key for logs and the budget.
-pub fn dest_label(at: &DestinationRef) -> String {
-    format!("{}:{}:{}", at.account, at.region, at.name)
-}
-
 #[cfg(test)]
 mod tests;

@@ -73,9 +73,10 @@ fn settings_read_every_source_and_the_defaults() {
         s.source,
         ConfigSource::Secret {
             id: "replicator/config".into(),
-            ttl: Duration::from_secs(60)
         }
     );
+    // The TTL the config cache uses.
+    assert_eq!(s.config_ttl, Duration::from_secs(60));
     assert_eq!(s.function_name, "my-fn");
     assert_eq!(s.write_tps, DEFAULT_WRITE_TPS);
     assert_eq!(s.region.as_deref(), Some("eu-west-1"));

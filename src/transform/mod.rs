@@ -227,17 +227,6 @@ impl Chain {
         self.items.len()
     }
 
-    /// Canonical text of the whole chain, starting with [`FORMAT_VERSION`].
-    pub fn canonical(&self) -> String {
-        let mut out = format!("secret-replicator transforms v{FORMAT_VERSION}\n");
-        for (i, t) in self.items.iter().enumerate() {
-            out.push_str(&format!("--- {i}\n"));
-            out.push_str(&t.canonical());
-            out.push('\n');
-        }
-        out
-    }
-
     /// Applies every transform in order. `Ok(None)` = output byte-identical to `input`.
     /// A changed output over [`MAX_VALUE_BYTES`] is [`ApplyError::TooLarge`].
     pub fn apply(&self, input: &str, vars: &Vars) -> Result<Option<String>, ApplyError> {

@@ -74,15 +74,6 @@ fn a_chain_output_over_the_limit_is_too_large() {
     assert!(exact.apply(&"x".repeat(MAX_VALUE_BYTES), &vars()).is_err());
 }
 
-#[test]
-fn chain_canonical_text_starts_with_the_format_version_and_lists_each_transform() {
-    let chain = Chain::new(vec![sed("s/a/b/ # x"), sed("y/a/b/")]);
-    assert_eq!(
-        chain.canonical(),
-        "secret-replicator transforms v1\n--- 0\nsed\ns \"a\" \"b\" \n\n--- 1\nsed\ny \"a\" \"b\"\n\n"
-    );
-}
-
 /// Every failing path: neither the message nor the Debug form may contain the value.
 #[test]
 fn apply_errors_never_contain_the_value() {
