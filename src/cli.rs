@@ -447,7 +447,7 @@ async fn load_config(env: &Env, config_path: Option<String>) -> Result<Config, S
             .map_err(|e| config::prefixed(&path, &e).to_string()),
             Err(e) => Err(format!("{path}: cannot read: {e}")),
         },
-        None => match Settings::from_env(&env) {
+        None => match Settings::from_env(env) {
             Ok(settings) => {
                 let aws = matches!(settings.source, ConfigSource::Secret { .. });
                 with_fetcher(aws, |fetcher| async move {
@@ -698,7 +698,10 @@ mod tests {
                     config: Some("c.json".into()),
                 }),
             ),
-            (&["check", "--secret", "x"], Err("unexpected argument \"--secret\"")),
+            (
+                &["check", "--secret", "x"],
+                Err("unexpected argument \"--secret\""),
+            ),
             (&["deploy"], Err("unknown command \"deploy\"")),
         ];
         for (args, expected) in cases {

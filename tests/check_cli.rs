@@ -42,7 +42,9 @@ fn text(b: &[u8]) -> String {
 }
 
 /// The probes in one account and region (scheduled for deletion included), described.
-async fn probes(sm: &Sm) -> Vec<aws_sdk_secretsmanager::operation::describe_secret::DescribeSecretOutput> {
+async fn probes(
+    sm: &Sm,
+) -> Vec<aws_sdk_secretsmanager::operation::describe_secret::DescribeSecretOutput> {
     let listed = sm
         .list_secrets()
         .include_planned_deletion(true)
@@ -95,8 +97,15 @@ async fn check_passes_on_a_good_setup_and_again_on_a_second_run() {
 
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
-    assert_eq!(stdout.lines().filter(|l| l.starts_with("ok ")).count(), 2, "{stdout}");
-    assert!(stdout.contains("check passed: 2 destination(s)"), "{stdout}");
+    assert_eq!(
+        stdout.lines().filter(|l| l.starts_with("ok ")).count(),
+        2,
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("check passed: 2 destination(s)"),
+        "{stdout}"
+    );
 
     let own = sm(&moto.endpoint(), "us-west-2").await;
     let dest = dest_client(&moto.endpoint(), DEST_ACCOUNT, "us-west-2").await;
@@ -160,9 +169,16 @@ async fn a_refused_assume_role_names_the_step_and_access_denied() {
             && fails[1].contains("AssumeRole failed: AccessDenied:"),
         "{stderr}"
     );
-    assert!(stderr.contains("check failed: 2 of 3 destination(s)"), "{stderr}");
+    assert!(
+        stderr.contains("check failed: 2 of 3 destination(s)"),
+        "{stderr}"
+    );
     // The destination that could be checked was, and nothing was written in the other account.
-    assert!(text(&out.stdout).contains("ok    rules[0].destinations[2]"), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("ok    rules[0].destinations[2]"),
+        "{}",
+        text(&out.stdout)
+    );
     let dest = dest_client(&moto.endpoint(), DEST_ACCOUNT, "us-west-2").await;
     assert!(probes(&dest).await.is_empty());
 }

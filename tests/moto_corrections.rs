@@ -223,7 +223,10 @@ async fn a_primary_with_replicas_and_its_replicas_carry_primary_region() {
     primary_with_replica(&east, "app/db", "us-west-2").await;
 
     let own = Some("us-east-1".to_string());
-    assert_eq!(primary_regions(&east, "app/db").await, (own.clone(), own.clone()));
+    assert_eq!(
+        primary_regions(&east, "app/db").await,
+        (own.clone(), own.clone())
+    );
     assert_eq!(primary_regions(&west, "app/db").await, (own.clone(), own));
 }
 
@@ -777,7 +780,11 @@ async fn creating_a_name_scheduled_for_deletion_answers_as_recorded() {
         r#"{"Name":"app/db","SecretString":"again","ClientRequestToken":"11111111-2222-4333-8444-555555555555"}"#,
     );
     let (status, ty, body) = json_error(&r);
-    assert_eq!((status, ty.as_str()), (400, "InvalidRequestException"), "{body}");
+    assert_eq!(
+        (status, ty.as_str()),
+        (400, "InvalidRequestException"),
+        "{body}"
+    );
     assert_eq!(
         body["Message"],
         "You can't create this secret because a secret with this name is already scheduled for deletion."
@@ -819,7 +826,11 @@ async fn tagging_or_untagging_a_secret_scheduled_for_deletion_is_an_invalid_requ
         ),
     ] {
         let (status, ty, body) = json_error(&raw_sm(moto, ADMIN, op, body));
-        assert_eq!((status, ty.as_str()), (400, "InvalidRequestException"), "{op}: {body}");
+        assert_eq!(
+            (status, ty.as_str()),
+            (400, "InvalidRequestException"),
+            "{op}: {body}"
+        );
         assert!(body["Message"].is_string(), "{op}: {body}");
     }
     // Nothing changed: the tags are those of the creation.
@@ -887,8 +898,15 @@ async fn secrets_manager_errors_carry_message_with_400_and_kms_errors_message() 
         "GetSecretValue",
         r#"{"SecretId":"app/missing"}"#,
     ));
-    assert_eq!((status, ty.as_str()), (400, "ResourceNotFoundException"), "{body}");
-    assert_eq!(body["Message"], "Secrets Manager can't find the specified secret.");
+    assert_eq!(
+        (status, ty.as_str()),
+        (400, "ResourceNotFoundException"),
+        "{body}"
+    );
+    assert_eq!(
+        body["Message"],
+        "Secrets Manager can't find the specified secret."
+    );
     assert!(body.get("message").is_none(), "{body}");
 
     // localstack test_get_secret_value_errors, `mismatch_version_id_and_stage`.
@@ -897,7 +915,11 @@ async fn secrets_manager_errors_carry_message_with_400_and_kms_errors_message() 
         s.version
     );
     let (status, ty, body) = json_error(&raw_sm(moto, ADMIN, "GetSecretValue", &mismatch));
-    assert_eq!((status, ty.as_str()), (400, "InvalidRequestException"), "{body}");
+    assert_eq!(
+        (status, ty.as_str()),
+        (400, "InvalidRequestException"),
+        "{body}"
+    );
     assert_eq!(
         body["Message"],
         "You provided a VersionStage that is not associated to the provided VersionId."

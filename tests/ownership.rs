@@ -220,8 +220,9 @@ async fn an_unowned_destination_scheduled_for_deletion_is_not_restored(shape: Pr
     assert!(describe(west, "app/db").await.deleted_date().is_some());
 }
 
-async fn an_owned_destination_deleted_while_the_container_is_warm_is_restored_when_the_write_is_refused(shape: PrimaryRegion)
- {
+async fn an_owned_destination_deleted_while_the_container_is_warm_is_restored_when_the_write_is_refused(
+    shape: PrimaryRegion,
+) {
     let moto = Moto::start_with_primary_region(shape);
     let proxy = FaultProxy::start(moto.addr());
     let east = sm(&moto.endpoint(), "us-east-1").await;
@@ -294,13 +295,14 @@ async fn a_fresh_container_refuses_a_destination_that_someone_else_recreated(sha
 // ---- the three shapes of PrimaryRegion (SPEC §12) ------------------------------------------------
 
 /// Absent (recorded) or present and equal (every): an owned plain primary is ours to write.
-async fn an_owned_plain_primary_is_written_whatever_its_primary_region_shows(
-    shape: PrimaryRegion,
-) {
+async fn an_owned_plain_primary_is_written_whatever_its_primary_region_shows(shape: PrimaryRegion) {
     let w = World::with_primary_region(shape).await;
     let World { east, west, .. } = &w;
     let source = w.seed("app/db", "v1").await;
-    ok(w.app(&west_copy(false)).await.handle(&put_event(&source)).await);
+    ok(w.app(&west_copy(false))
+        .await
+        .handle(&put_event(&source))
+        .await);
     assert_eq!(
         describe(west, "app/db").await.primary_region(),
         primary_shape(shape, false)
@@ -323,7 +325,10 @@ async fn an_owned_primary_with_a_native_replica_is_written(shape: PrimaryRegion)
     let w = World::with_primary_region(shape).await;
     let World { moto, east, west } = &w;
     let source = w.seed("app/db", "v1").await;
-    ok(w.app(&west_copy(false)).await.handle(&put_event(&source)).await);
+    ok(w.app(&west_copy(false))
+        .await
+        .handle(&put_event(&source))
+        .await);
     replicate_natively(west, "app/db", "eu-west-1").await;
     assert_eq!(
         describe(west, "app/db").await.primary_region(),
@@ -376,7 +381,10 @@ async fn an_all_run_leaves_an_owned_copy_with_a_native_replica_alone(shape: Prim
     let w = World::with_primary_region(shape).await;
     let World { moto, west, .. } = &w;
     let source = w.seed("app/db", "v1").await;
-    ok(w.app(&west_copy(false)).await.handle(&put_event(&source)).await);
+    ok(w.app(&west_copy(false))
+        .await
+        .handle(&put_event(&source))
+        .await);
     replicate_natively(west, "app/db", "eu-west-1").await;
     let app = w.app(&west_copy(false)).await;
     moto.reset_calls();

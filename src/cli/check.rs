@@ -44,7 +44,10 @@ pub struct Target {
 pub fn targets(config: &Config, default_region: &str) -> Vec<Target> {
     let mut out: Vec<Target> = Vec::new();
     for d in config.rules.iter().flat_map(|r| &r.destinations) {
-        let region = d.region.clone().unwrap_or_else(|| default_region.to_string());
+        let region = d
+            .region
+            .clone()
+            .unwrap_or_else(|| default_region.to_string());
         let found = out
             .iter_mut()
             .find(|t| t.region == region && t.role == d.role && t.kms_key_id == d.kms_key_id);
@@ -120,9 +123,7 @@ pub async fn check_one<S: Stores>(
         .await
         .map_err(fail("AssumeRole"))?;
     let key = match target.kms_key_id.as_deref() {
-        Some(k) if !is_managed_key(k) => {
-            Some(store.key(k).await.map_err(fail("DescribeKey"))?.arn)
-        }
+        Some(k) if !is_managed_key(k) => Some(store.key(k).await.map_err(fail("DescribeKey"))?.arn),
         _ => None,
     };
     let value = SecretValue::text(PROBE_TEXT.to_string());
@@ -172,7 +173,10 @@ pub async fn run<S: Stores>(stores: &S, config: &Config, default_region: &str) -
             t.labels.join(", "),
             t.role
                 .as_ref()
-                .map_or("own account".to_string(), |r| format!("account {} via {}", r.account, r.arn)),
+                .map_or("own account".to_string(), |r| format!(
+                    "account {} via {}",
+                    r.account, r.arn
+                )),
             t.region,
             t.kms_key_id
                 .as_deref()
@@ -197,10 +201,7 @@ pub async fn run<S: Stores>(stores: &S, config: &Config, default_region: &str) -
         println!("check passed: {} destination(s)", targets.len());
         ExitCode::SUCCESS
     } else {
-        eprintln!(
-            "check failed: {failed} of {} destination(s)",
-            targets.len()
-        );
+        eprintln!("check failed: {failed} of {} destination(s)", targets.len());
         ExitCode::FAILURE
     }
 }

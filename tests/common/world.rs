@@ -11,8 +11,8 @@
 //! ```
 
 use super::Moto;
-use super::moto::PrimaryRegion;
 use super::app::{Seeded, app_with, seed_secret, sm};
+use super::moto::PrimaryRegion;
 use aws_sdk_secretsmanager::Client as Sm;
 use secret_replicator::app::App;
 use secret_replicator::aws::AwsStores;
