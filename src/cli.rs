@@ -11,6 +11,8 @@ use crate::transform::{self, LoadVars, Vars};
 use std::io::Read;
 use std::process::ExitCode;
 
+pub mod check;
+
 const USAGE: &str = "\
 usage:
   secret-replicator replicate --event FILE
@@ -23,6 +25,11 @@ usage:
   secret-replicator validate [--config FILE]
       load and compile the configuration (default: from the environment) and every transform
       it names; report every error and loop risk
+  secret-replicator check [--config FILE]
+      before the first event: for each destination, assume its role (with the external id),
+      describe its configured key, create a probe secret under secret-replicator/check/ with the
+      marker tag and that key, write it, and schedule its deletion (7 days); exit 0 only when
+      every destination passes, else name the step and AWS's error code
 
 The configuration comes from the environment (REPLICATOR_CONFIG, REPLICATOR_CONFIG_FILE,
 REPLICATOR_CONFIG_SECRET or DEST_REGION...), AWS endpoints from the standard SDK chain.";
@@ -48,6 +55,10 @@ pub enum Command {
     },
     /// `validate [--config FILE]`.
     Validate {
+        config: Option<String>,
+    },
+    /// `check [--config FILE]`.
+    Check {
         config: Option<String>,
     },
 }
@@ -95,6 +106,12 @@ pub fn parse(args: &[String]) -> Result<Command, Usage> {
                 config: one(&f, "--config"),
             })
         }
+        "check" => {
+            let f = flags(rest, &["--config"])?;
+            Ok(Command::Check {
+                config: one(&f, "--config"),
+            })
+        }
         "plan" => plan_args(rest),
         "-h" | "--help" | "help" => Ok(Command::Help),
         other => Err(Usage(format!("unknown command {other:?}"))),
@@ -115,6 +132,7 @@ pub async fn run(env: Env, args: Vec<String>) -> ExitCode {
         Ok(Command::Transform { refs, vars }) => Box::pin(transform_cmd(refs, vars)).await,
         Ok(Command::Validate { config }) => Box::pin(validate(env, config)).await,
         Ok(Command::Plan { payload, json }) => Box::pin(plan(env, payload, json)).await,
+        Ok(Command::Check { config }) => Box::pin(check_cmd(env, config)).await,
     };
     match result {
         Ok(code) => code,
@@ -418,8 +436,9 @@ async fn transform_cmd(refs: Vec<String>, pairs: Vec<(String, String)>) -> Resul
     }
 }
 
-async fn validate(env: Env, config_path: Option<String>) -> Result<ExitCode, Usage> {
-    let loaded = match config_path {
+/// The configuration `validate` and `check` work on: the file named, else the environment's.
+async fn load_config(env: &Env, config_path: Option<String>) -> Result<Config, String> {
+    match config_path {
         Some(path) => match std::fs::read_to_string(&path) {
             Ok(text) => with_fetcher(text.contains("secret:"), |fetcher| async move {
                 config::load_document(&text, &fetcher).await
@@ -428,7 +447,7 @@ async fn validate(env: Env, config_path: Option<String>) -> Result<ExitCode, Usa
             .map_err(|e| config::prefixed(&path, &e).to_string()),
             Err(e) => Err(format!("{path}: cannot read: {e}")),
         },
-        None => match Settings::from_env(&env) {
+        None => match Settings::from_env(env) {
             Ok(settings) => {
                 let aws = matches!(settings.source, ConfigSource::Secret { .. });
                 with_fetcher(aws, |fetcher| async move {
@@ -439,8 +458,11 @@ async fn validate(env: Env, config_path: Option<String>) -> Result<ExitCode, Usa
             }
             Err(e) => Err(e.to_string()),
         },
-    };
-    match loaded {
+    }
+}
+
+async fn validate(env: Env, config_path: Option<String>) -> Result<ExitCode, Usage> {
+    match load_config(&env, config_path).await {
         Ok(config) => {
             let region = env
                 .get("AWS_REGION")
@@ -462,6 +484,30 @@ async fn validate(env: Env, config_path: Option<String>) -> Result<ExitCode, Usa
             Ok(ExitCode::FAILURE)
         }
     }
+}
+
+/// `check`: the configuration as `validate` loads it, then each destination probed with the
+/// operator's credentials ([`check::run`]).
+async fn check_cmd(env: Env, config_path: Option<String>) -> Result<ExitCode, Usage> {
+    let config = match load_config(&env, config_path).await {
+        Ok(c) => c,
+        Err(msg) => {
+            for line in msg.lines() {
+                eprintln!("error: {line}");
+            }
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let sdk = crate::aws::sdk_config().await;
+    // The SDK's region chain (AWS_REGION, AWS_DEFAULT_REGION, the profile), as the function's.
+    let Some(region) = sdk.region().map(|r| r.to_string()) else {
+        eprintln!(
+            "secret-replicator: check: no AWS region (set AWS_REGION): destinations without a region are in the function's"
+        );
+        return Ok(ExitCode::FAILURE);
+    };
+    let stores = AwsStores::new(sdk, settings::DEFAULT_FUNCTION_NAME);
+    Ok(check::run(&stores, &config, &region).await)
 }
 
 /// Runs `f` with a fetcher that can read secrets only when the configuration names one (so
@@ -581,6 +627,7 @@ mod tests {
                 Just("transform".to_string()),
                 Just("plan".to_string()),
                 Just("validate".to_string()),
+                Just("check".to_string()),
                 Just("help".to_string()),
                 ".{0,8}",
             ],
@@ -601,7 +648,7 @@ mod tests {
     #[test]
     fn command_lines_parse_into_their_commands() {
         use serde_json::json;
-        let cases: [(&[&str], Result<Command, &str>); 12] = [
+        let cases: [(&[&str], Result<Command, &str>); 15] = [
             (
                 &["replicate", "--event", "e.json"],
                 Ok(Command::Replicate {
@@ -644,6 +691,17 @@ mod tests {
                 Err("plan needs --secret ID (repeatable) or --all"),
             ),
             (&["plan", "--bogus"], Err("unexpected argument \"--bogus\"")),
+            (&["check"], Ok(Command::Check { config: None })),
+            (
+                &["check", "--config", "c.json"],
+                Ok(Command::Check {
+                    config: Some("c.json".into()),
+                }),
+            ),
+            (
+                &["check", "--secret", "x"],
+                Err("unexpected argument \"--secret\""),
+            ),
             (&["deploy"], Err("unknown command \"deploy\"")),
         ];
         for (args, expected) in cases {

@@ -16,7 +16,7 @@ use common::app::*;
 use common::iam_setup::IamSetup;
 use common::policies::{self, DEST_ROLE_ARN, FUNCTION_ROLE_ARN, FUNCTION_SESSION_ARN};
 use common::sigv4::Signer;
-use common::{Moto, Response, http_request};
+use common::{Moto, PrimaryRegion, Response, http_request};
 use serde_json::{Value, json};
 
 async fn sm_as(moto: &Moto, region: &str, creds: Credentials) -> Sm {
@@ -69,9 +69,36 @@ fn raw_sm(moto: &Moto, creds: (&str, &str, Option<&str>), target: &str, body: &s
     raw(moto, creds, "secretsmanager", &headers, body)
 }
 
+/// [`raw_sm`] in another region.
+fn raw_sm_in(
+    moto: &Moto,
+    creds: (&str, &str, Option<&str>),
+    region: &str,
+    target: &str,
+    body: &str,
+) -> Response {
+    let target = format!("secretsmanager.{target}");
+    let headers = [
+        ("X-Amz-Target", target.as_str()),
+        ("Content-Type", "application/x-amz-json-1.1"),
+    ];
+    raw_in(moto, creds, region, "secretsmanager", &headers, body)
+}
+
 fn raw(
     moto: &Moto,
+    creds: (&str, &str, Option<&str>),
+    service: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Response {
+    raw_in(moto, creds, REGION, service, headers, body)
+}
+
+fn raw_in(
+    moto: &Moto,
     (access_key, secret_key, session_token): (&str, &str, Option<&str>),
+    region: &str,
     service: &str,
     headers: &[(&str, &str)],
     body: &str,
@@ -80,7 +107,7 @@ fn raw(
         access_key,
         secret_key,
         session_token,
-        region: REGION,
+        region,
         service,
     };
     let signed = signer.sign(
@@ -137,19 +164,94 @@ async fn after_moving_awscurrent_reads_without_a_stage_and_the_next_put_follow_t
     assert_eq!(read.unwrap().secret_string(), Some("v3"));
 }
 
-// ---- 2. PrimaryRegion on every secret ----------------------------------------------------------
+// ---- 2. PrimaryRegion as recorded, or on every secret -------------------------------------------
+
+/// Creates `name` in `primary` with a native replica in `replica`.
+async fn primary_with_replica(sm: &Sm, name: &str, replica: &str) {
+    sm.create_secret()
+        .name(name)
+        .secret_string("v1")
+        .add_replica_regions(
+            aws_sdk_secretsmanager::types::ReplicaRegionType::builder()
+                .region(replica)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("CreateSecret {name} with a replica: {e:?}"));
+}
+
+/// The `PrimaryRegion` of `name` in DescribeSecret and in ListSecrets.
+async fn primary_regions(sm: &Sm, name: &str) -> (Option<String>, Option<String>) {
+    let d = describe(sm, name).await;
+    let listed = sm.list_secrets().send().await.unwrap();
+    let entry = listed
+        .secret_list()
+        .iter()
+        .find(|e| e.name() == Some(name))
+        .unwrap_or_else(|| panic!("{name} not listed"));
+    (
+        d.primary_region().map(str::to_string),
+        entry.primary_region().map(str::to_string),
+    )
+}
 
 #[tokio::test]
-async fn a_primary_secret_names_its_own_region_as_primary_region() {
+async fn a_plain_primary_has_no_primary_region_as_recorded() {
     let moto = Moto::start();
     let west = sm(&moto.endpoint(), "us-west-2").await;
     seed_secret(&west, "app/db", "v1").await;
 
-    let d = describe(&west, "app/db").await;
-    assert_eq!(d.primary_region(), Some("us-west-2"));
-    let listed = west.list_secrets().send().await.unwrap();
-    let entry = &listed.secret_list()[0];
-    assert_eq!(entry.primary_region(), Some("us-west-2"));
+    assert_eq!(primary_regions(&west, "app/db").await, (None, None));
+    // The raw answer has no such key (not a null).
+    let r = raw_sm_in(
+        &moto,
+        ADMIN,
+        "us-west-2",
+        "DescribeSecret",
+        r#"{"SecretId":"app/db"}"#,
+    );
+    let body: Value = serde_json::from_slice(&r.body).expect("a JSON body");
+    assert!(body.get("PrimaryRegion").is_none(), "{body}");
+}
+
+#[tokio::test]
+async fn a_primary_with_replicas_and_its_replicas_carry_primary_region() {
+    let moto = Moto::start();
+    let east = sm(&moto.endpoint(), "us-east-1").await;
+    let west = sm(&moto.endpoint(), "us-west-2").await;
+    primary_with_replica(&east, "app/db", "us-west-2").await;
+
+    let own = Some("us-east-1".to_string());
+    assert_eq!(
+        primary_regions(&east, "app/db").await,
+        (own.clone(), own.clone())
+    );
+    assert_eq!(primary_regions(&west, "app/db").await, (own.clone(), own));
+}
+
+#[tokio::test]
+async fn with_primary_region_on_every_secret_a_plain_primary_names_its_own_region() {
+    let moto = Moto::start_with_primary_region(PrimaryRegion::Every);
+    let east = sm(&moto.endpoint(), "us-east-1").await;
+    let west = sm(&moto.endpoint(), "us-west-2").await;
+    seed_secret(&west, "app/plain", "v1").await;
+    primary_with_replica(&east, "app/db", "us-west-2").await;
+
+    let west_region = Some("us-west-2".to_string());
+    let east_region = Some("us-east-1".to_string());
+    assert_eq!(
+        primary_regions(&west, "app/plain").await,
+        (west_region.clone(), west_region)
+    );
+    assert_eq!(
+        primary_regions(&east, "app/db").await,
+        (east_region.clone(), east_region.clone())
+    );
+    assert_eq!(
+        primary_regions(&west, "app/db").await,
+        (east_region.clone(), east_region)
+    );
 }
 
 // ---- 3. only labelled versions in VersionIdsToStages -------------------------------------------
@@ -648,6 +750,204 @@ async fn writes_to_a_secret_scheduled_for_deletion_are_invalid_requests() {
         .unwrap();
     assert_eq!(current(east, "app/db").await.as_deref(), Some("v2"));
     put_value(east, "app/db", "v3").await;
+}
+
+/// The error of a raw Secrets Manager request: status, `__type`, and the body's keys.
+fn json_error(r: &Response) -> (u16, String, Value) {
+    let body: Value = serde_json::from_slice(&r.body)
+        .unwrap_or_else(|e| panic!("not a JSON error ({e}): {}", r.text()));
+    let ty = body["__type"].as_str().unwrap_or_default().to_string();
+    (r.status, ty, body)
+}
+
+#[tokio::test]
+async fn creating_a_name_scheduled_for_deletion_answers_as_recorded() {
+    let w = World::start().await;
+    let World { moto, east, .. } = &w;
+    w.seed("app/db", "v1").await;
+    east.delete_secret()
+        .secret_id("app/db")
+        .recovery_window_in_days(7)
+        .send()
+        .await
+        .unwrap();
+
+    // localstack test_exp_raised_on_creation_of_secret_scheduled_for_deletion, `invalid_req_ex`.
+    let r = raw_sm(
+        moto,
+        ADMIN,
+        "CreateSecret",
+        r#"{"Name":"app/db","SecretString":"again","ClientRequestToken":"11111111-2222-4333-8444-555555555555"}"#,
+    );
+    let (status, ty, body) = json_error(&r);
+    assert_eq!(
+        (status, ty.as_str()),
+        (400, "InvalidRequestException"),
+        "{body}"
+    );
+    assert_eq!(
+        body["Message"],
+        "You can't create this secret because a secret with this name is already scheduled for deletion."
+    );
+}
+
+#[tokio::test]
+async fn tagging_or_untagging_a_secret_scheduled_for_deletion_is_an_invalid_request() {
+    let w = World::start().await;
+    let World { moto, east, .. } = &w;
+    east.create_secret()
+        .name("app/db")
+        .secret_string("v1")
+        .tags(
+            aws_sdk_secretsmanager::types::Tag::builder()
+                .key("initial-tag")
+                .value("initial-value")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    east.delete_secret()
+        .secret_id("app/db")
+        .recovery_window_in_days(7)
+        .send()
+        .await
+        .unwrap();
+
+    // localstack test_tag_untag_resource_on_deleted_secret.
+    for (op, body) in [
+        (
+            "TagResource",
+            r#"{"SecretId":"app/db","Tags":[{"Key":"new-tag","Value":"new-value"}]}"#,
+        ),
+        (
+            "UntagResource",
+            r#"{"SecretId":"app/db","TagKeys":["initial-tag"]}"#,
+        ),
+    ] {
+        let (status, ty, body) = json_error(&raw_sm(moto, ADMIN, op, body));
+        assert_eq!(
+            (status, ty.as_str()),
+            (400, "InvalidRequestException"),
+            "{op}: {body}"
+        );
+        assert!(body["Message"].is_string(), "{op}: {body}");
+    }
+    // Nothing changed: the tags are those of the creation.
+    let d = describe(east, "app/db").await;
+    assert_eq!(tags_of(&d), pairs(&[("initial-tag", "initial-value")]));
+}
+
+// ---- 8. a plain PutSecretValue drops AWSPENDING from the version it demotes -------------------
+
+#[tokio::test]
+async fn a_plain_put_leaves_the_demoted_version_only_awsprevious() {
+    let w = World::start().await;
+    let World { east, .. } = &w;
+    // The steps of localstack's test_update_secret_version_stages_current_pending.
+    let v1 = w.seed("app/db", "S1").await.version;
+    let v2 = east
+        .put_secret_value()
+        .secret_id("app/db")
+        .secret_string("S2")
+        .version_stages("AWSPENDING")
+        .send()
+        .await
+        .unwrap()
+        .version_id()
+        .unwrap()
+        .to_string();
+    east.update_secret_version_stage()
+        .secret_id("app/db")
+        .version_stage("AWSCURRENT")
+        .move_to_version_id(&v2)
+        .remove_from_version_id(&v1)
+        .send()
+        .await
+        .unwrap();
+    let l = labels(east, "app/db").await;
+    assert_eq!(holding(&l, "AWSCURRENT"), [v2.as_str()], "{l:?}");
+    assert_eq!(holding(&l, "AWSPENDING"), [v2.as_str()], "{l:?}");
+
+    let v3 = put_value(east, "app/db", "S3").await;
+
+    let l = labels(east, "app/db").await;
+    let stages_of = |v: &str| -> Vec<String> {
+        l.iter()
+            .find(|(id, _)| id == v)
+            .map(|(_, s)| s.clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(stages_of(&v2), ["AWSPREVIOUS"], "{l:?}");
+    assert_eq!(stages_of(&v3), ["AWSCURRENT"], "{l:?}");
+    assert!(stages_of(&v1).is_empty(), "{l:?}");
+}
+
+// ---- 9. Secrets Manager errors carry `Message` (KMS: `message`) --------------------------------
+
+#[tokio::test]
+async fn secrets_manager_errors_carry_message_with_400_and_kms_errors_message() {
+    let w = World::start().await;
+    let World { moto, .. } = &w;
+    let s = w.seed("app/db", "v1").await;
+
+    // localstack test_secret_not_found, `get_secret_value_not_found_ex`.
+    let (status, ty, body) = json_error(&raw_sm(
+        moto,
+        ADMIN,
+        "GetSecretValue",
+        r#"{"SecretId":"app/missing"}"#,
+    ));
+    assert_eq!(
+        (status, ty.as_str()),
+        (400, "ResourceNotFoundException"),
+        "{body}"
+    );
+    assert_eq!(
+        body["Message"],
+        "Secrets Manager can't find the specified secret."
+    );
+    assert!(body.get("message").is_none(), "{body}");
+
+    // localstack test_get_secret_value_errors, `mismatch_version_id_and_stage`.
+    let mismatch = format!(
+        r#"{{"SecretId":"app/db","VersionId":"{}","VersionStage":"AWSPREVIOUS"}}"#,
+        s.version
+    );
+    let (status, ty, body) = json_error(&raw_sm(moto, ADMIN, "GetSecretValue", &mismatch));
+    assert_eq!(
+        (status, ty.as_str()),
+        (400, "InvalidRequestException"),
+        "{body}"
+    );
+    assert_eq!(
+        body["Message"],
+        "You provided a VersionStage that is not associated to the provided VersionId."
+    );
+
+    // The SDK reads the message either way.
+    let east = sm(&moto.endpoint(), "us-east-1").await;
+    let err = east
+        .get_secret_value()
+        .secret_id("app/missing")
+        .send()
+        .await
+        .expect_err("missing");
+    assert_eq!(err.code(), Some("ResourceNotFoundException"));
+    assert_eq!(
+        err.message(),
+        Some("Secrets Manager can't find the specified secret.")
+    );
+
+    // KMS keeps `message`.
+    let headers = [
+        ("X-Amz-Target", "TrentService.DescribeKey"),
+        ("Content-Type", "application/x-amz-json-1.1"),
+    ];
+    let r = raw(moto, ADMIN, "kms", &headers, r#"{"KeyId":"alias/nothing"}"#);
+    let (status, ty, body) = json_error(&r);
+    assert_eq!((status, ty.as_str()), (400, "NotFoundException"), "{body}");
+    assert!(body["message"].is_string(), "{body}");
 }
 
 // ---- enforcement reaches the product -----------------------------------------------------------

@@ -18,7 +18,7 @@ pub mod world;
 
 // Re-exports for the tests; not every test uses every one.
 #[allow(unused_imports)]
-pub use moto::{Call, Moto};
+pub use moto::{Call, Moto, PrimaryRegion};
 #[allow(unused_imports)]
 pub use proxy::{Fault, FaultProxy, Match, Rule};
 

@@ -48,16 +48,49 @@ pub struct Moto {
 /// `tests/moto/server.py`), for the static policy tests: `<test binary>-<pid>-<seq>.jsonl`.
 pub const IAM_CALLS_DIR: &str = concat!(env!("CARGO_TARGET_TMPDIR"), "/iam-calls/");
 
+/// How the launcher answers `PrimaryRegion` (`MOTO_PRIMARY_REGION`, section 2 of
+/// `tests/moto/server.py`, SPEC §12).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PrimaryRegion {
+    /// As real AWS was recorded answering: absent on a primary without replicas, the secret's
+    /// own region on a primary with replicas, the primary's region on a replica.
+    #[default]
+    Recorded,
+    /// On every secret, the documented reading ("the Region the secret is in").
+    Every,
+}
+
+impl PrimaryRegion {
+    /// Both shapes, for suites that run each test under each.
+    pub const ALL: [PrimaryRegion; 2] = [PrimaryRegion::Recorded, PrimaryRegion::Every];
+
+    fn env_value(self) -> &'static str {
+        match self {
+            PrimaryRegion::Recorded => "recorded",
+            PrimaryRegion::Every => "every",
+        }
+    }
+}
+
 impl Moto {
     /// [`Moto::start_with`] the suites' identities ([`IamSetup::default`]).
     pub fn start() -> Moto {
         Moto::start_with(&IamSetup::default())
     }
 
+    /// [`Moto::start`], answering `PrimaryRegion` in the given shape.
+    pub fn start_with_primary_region(shape: PrimaryRegion) -> Moto {
+        Moto::launch(&IamSetup::default(), shape)
+    }
+
     /// Starts the launcher `tests/moto/server.py` with `$MOTO_PYTHON` (default
     /// `<CARGO_MANIFEST_DIR>/.venv/bin/python`), request recording enabled, IAM enforced for the
-    /// identities of `setup`, and waits (≤ 20 s) until it answers.
+    /// identities of `setup`, and waits (≤ 20 s) until it answers. `PrimaryRegion` as recorded.
     pub fn start_with(setup: &IamSetup) -> Moto {
+        Moto::launch(setup, PrimaryRegion::Recorded)
+    }
+
+    fn launch(setup: &IamSetup, shape: PrimaryRegion) -> Moto {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let python = env::var_os("MOTO_PYTHON")
             .map(PathBuf::from)
@@ -103,6 +136,7 @@ impl Moto {
                 .env("MOTO_RECORDER_FILEPATH", dir.join("recording.jsonl"))
                 .env("MOTO_IAM_SETUP", dir.join("iam-setup.json"))
                 .env("MOTO_IAM_LOG", &iam_log)
+                .env("MOTO_PRIMARY_REGION", shape.env_value())
                 .stdin(Stdio::null())
                 .stdout(log.try_clone().expect("dup moto log"))
                 .stderr(log)

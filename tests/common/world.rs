@@ -12,6 +12,7 @@
 
 use super::Moto;
 use super::app::{Seeded, app_with, seed_secret, sm};
+use super::moto::PrimaryRegion;
 use aws_sdk_secretsmanager::Client as Sm;
 use secret_replicator::app::App;
 use secret_replicator::aws::AwsStores;
@@ -29,6 +30,11 @@ impl World {
     /// A fresh moto with the default IAM setup.
     pub async fn start() -> World {
         World::on(Moto::start()).await
+    }
+
+    /// A fresh moto with the default IAM setup, answering `PrimaryRegion` in this shape.
+    pub async fn with_primary_region(shape: PrimaryRegion) -> World {
+        World::on(Moto::start_with_primary_region(shape)).await
     }
 
     /// The clients for a moto started some other way (`Moto::start_with`).

@@ -26,6 +26,9 @@ The same server as `moto_server` (request recording included; `-p 0` binds any f
   resources the emulator does not have) are dropped.
 - `MOTO_IAM_LOG=FILE`: one JSON object per line for every AWS request authorized or denied:
   principal, principal_role, account, region, action, resource, context, kms_keys, allowed.
+- `MOTO_PRIMARY_REGION=recorded|every` (default `recorded`): `PrimaryRegion` as real AWS was
+  recorded answering (absent on a primary without replicas), or on every secret, as the
+  documentation reads (section 2).
 
 moto handles writes one at a time and reads side by side (its backends are not safe under
 concurrent requests; AWS is): see `serve`.
@@ -57,7 +60,7 @@ from moto.iam.models import AccessKey, iam_backends
 from moto.kms.models import kms_backends
 from moto.kms.responses import KmsResponse
 from moto.moto_api._internal.models import MotoAPIBackend
-from moto.secretsmanager.exceptions import InvalidRequestException
+from moto.secretsmanager.exceptions import InvalidRequestException, SecretsManagerClientError
 from moto.secretsmanager.models import (
     FakeSecret,
     ReplicaSecret,
@@ -110,14 +113,23 @@ def _update_secret_version_stage(self, secret_id, version_stage, remove_from_ver
 
 def _reset_default_version(self, secret_version, version_id):  # type: ignore[no-untyped-def]
     # The version that holds AWSCURRENT now (by its label, not moto's default) becomes
-    # AWSPREVIOUS; its other labels stay where they are.
+    # AWSPREVIOUS and loses AWSPENDING (8., below); any label the new version carries leaves the
+    # version it was on ("Each staging label can be attached to only one version at a time").
+    new_stages = set(secret_version.get("version_stages") or [])
     for old in self.versions.values():
         if "AWSPREVIOUS" in old["version_stages"]:
             old["version_stages"].remove("AWSPREVIOUS")
     for vid, old in self.versions.items():
-        if vid != version_id and "AWSCURRENT" in old["version_stages"]:
-            old["version_stages"].remove("AWSCURRENT")
+        if vid == version_id:
+            continue
+        if "AWSCURRENT" in old["version_stages"]:
+            old["version_stages"] = [
+                s for s in old["version_stages"] if s not in ("AWSCURRENT", "AWSPENDING")
+            ]
             old["version_stages"].append("AWSPREVIOUS")
+        old["version_stages"] = [
+            s for s in old["version_stages"] if s not in new_stages or s == "AWSPREVIOUS"
+        ]
     self.versions[version_id] = secret_version
     self.default_version_id = version_id
 
@@ -126,23 +138,40 @@ SecretsManagerBackend.update_secret_version_stage = _update_secret_version_stage
 FakeSecret.reset_default_version = _reset_default_version  # type: ignore[method-assign]
 
 
-# ---- 2. PrimaryRegion on every secret; 3. only labelled versions in VersionIdsToStages ---------
+# ---- 2. PrimaryRegion as recorded; 3. only labelled versions in VersionIdsToStages -------------
 #
+# Recorded (LocalStack's AWS-validated snapshots, tests/aws/services/secretsmanager/
+# test_secretsmanager.snapshot.json in localstack/localstack; recorded 2022-09-28, last validated
+# against AWS 2024-03-15 per test_secretsmanager.validation.json): a plain primary has no
+# PrimaryRegion in DescribeSecret (`TestSecretsManager::test_update_secret_description`,
+# `describe_secret_res_0..4`; `test_create_and_update_secret`, `describe_secret_rs_1`) nor in
+# ListSecrets (`test_call_lists_secrets_multiple_times_snapshots`, `list_secrets_res_0..2`).
 # AWS, DescribeSecret (https://docs.aws.amazon.com/secretsmanager/latest/apireference/API_DescribeSecret.html):
 #   PrimaryRegion: "The Region the secret is in. If a secret is replicated to other Regions, the
-#   replicas are listed in ReplicationStatus." (the page's own example shows it on a primary);
-#   SecretListEntry.PrimaryRegion is the same for ListSecrets. moto sets it on replicas only.
+#   replicas are listed in ReplicationStatus." The page's example (a secret with a replica in
+#   eu-west-3) shows it on a primary that has replicas; SecretListEntry.PrimaryRegion is the same
+#   for ListSecrets. moto sets it on replicas only.
+# So by default (`MOTO_PRIMARY_REGION=recorded`): absent on a primary without replicas, the
+# secret's own region on a primary with replicas, the primary's region on a replica (moto's
+# ReplicaSecret). `MOTO_PRIMARY_REGION=every` puts it on every secret, the documented reading
+# ("the Region the secret is in"): the suites that decide ownership run both ways (SPEC §12).
 # AWS, DescribeSecret: VersionIdsToStages is "A list of the versions of the secret that have
 #   staging labels attached. Versions that don't have staging labels are considered deprecated
 #   and Secrets Manager can delete them." (ListSecrets' SecretVersionsToStages likewise.)
 #   moto lists every version.
+
+PRIMARY_REGION_MODES = ("recorded", "every")
+PRIMARY_REGION_MODE = os.environ.get("MOTO_PRIMARY_REGION", "recorded")
 
 _orig_to_dict = FakeSecret.to_dict
 
 
 def _to_dict(self):  # type: ignore[no-untyped-def]
     dct = _orig_to_dict(self)
-    dct["PrimaryRegion"] = self.region
+    if PRIMARY_REGION_MODE == "every" or self.replicas:
+        dct["PrimaryRegion"] = self.region
+    else:
+        dct.pop("PrimaryRegion", None)
     for key in ("VersionIdsToStages", "SecretVersionsToStages"):
         if key in dct:
             dct[key] = {vid: stages for vid, stages in dct[key].items() if stages}
@@ -176,6 +205,15 @@ SecretsManagerResponse.list_secret_version_ids = _list_secret_version_ids  # typ
 # CreateSecret of a name scheduled for deletion fails the same way. moto accepts PutSecretValue,
 # UpdateSecretVersionStage and Tag/UntagResource on such a secret, checks UpdateSecret only after
 # its token shortcut, and answers CreateSecret with ResourceExistsException.
+# Recorded (localstack/localstack, tests/aws/services/secretsmanager/): CreateSecret of a name
+# scheduled for deletion, `TestSecretsManager::test_exp_raised_on_creation_of_secret_scheduled_for_deletion`
+# (`invalid_req_ex`, recorded 2022-09-28, validated 2024-03-15): InvalidRequestException, 400,
+# "You can't create this secret because a secret with this name is already scheduled for
+# deletion."; TagResource and UntagResource on a secret scheduled for deletion,
+# `TestSecretsManager::test_tag_untag_resource_on_deleted_secret` (`tag_deleted_secret_error`,
+# `untag_deleted_secret_error`, an `@markers.aws.validated` test): InvalidRequestException. The
+# API reference says the same for each (API_TagResource.html, API_UntagResource.html, Errors:
+# InvalidRequestException "The secret is scheduled for deletion").
 
 
 def _refuse_if_deleted(backend: SecretsManagerBackend, secret_id: str | None) -> None:
@@ -218,6 +256,45 @@ def _create_secret(self, name, *args, **kwargs):  # type: ignore[no-untyped-def]
 
 
 SecretsManagerBackend.create_secret = _create_secret  # type: ignore[method-assign]
+
+
+# ---- 8. A plain PutSecretValue drops AWSPENDING from the version it demotes -------------------
+#
+# Recorded (localstack/localstack, tests/aws/services/secretsmanager/test_secretsmanager.snapshot.json,
+# `TestSecretsManager::test_update_secret_version_stages_current_pending`, recorded 2022-09-28,
+# validated 2024-03-15): the version holding [AWSCURRENT, AWSPENDING] (`list_secret_version_ids_res_1`)
+# keeps only [AWSPREVIOUS] after a PutSecretValue without VersionStages
+# (`put_secret_value_res_1`, `list_secret_version_ids_res_2`); the rotation recording
+# `test_update_secret_version_stages_current_pending_cycle` (`list_secret_version_ids_res_2`) shows
+# the same. Whether custom labels survive on the demoted version is not recorded (nothing may
+# depend on it; they are kept here). moto itself drops every label of its *default* version
+# (`["AWSPREVIOUS"]`); correction 1 follows the AWSCURRENT label instead, and drops AWSPENDING
+# from it in `_reset_default_version` above.
+
+
+# ---- 9. Secrets Manager's JSON errors carry `Message`, with 400 -------------------------------
+#
+# Recorded (localstack/localstack, tests/aws/services/secretsmanager/test_secretsmanager.snapshot.json):
+# botocore parses the modelled Secrets Manager exceptions' `Message` member from the body, and the
+# snapshots show it at the top level of the error response with HTTPStatusCode 400:
+# `TestSecretsManager::test_secret_not_found` (ResourceNotFoundException, recorded 2022-09-28,
+# validated 2024-03-15), `test_exp_raised_on_creation_of_secret_scheduled_for_deletion`
+# (InvalidRequestException), `test_secret_exists_snapshots` (ResourceExistsException),
+# `test_get_secret_value_errors` (recorded 2024-04-11). The API reference's CommonErrors and each
+# operation's Errors section give 400 for every one of them.
+# AWS, KMS (https://docs.aws.amazon.com/kms/latest/APIReference/CommonErrors.html, and the
+# awsJson1_1 protocol, https://smithy.io/2.0/aws/protocols/aws-json-1_1-protocol.html): KMS
+# errors carry `message`, as moto sends them (no correction).
+# moto sends Secrets Manager errors as `{"__type", "message"}`, ResourceNotFoundException and a
+# VersionStage/VersionId mismatch with 404.
+
+def _sm_error_init(self, error_type, message, *args, **kwargs):  # type: ignore[no-untyped-def]
+    JsonRESTError.__init__(self, error_type, message, *args, **kwargs)
+    self.description = json.dumps({"__type": self.error_type, "Message": self.message})
+    self.code = 400
+
+
+SecretsManagerClientError.__init__ = _sm_error_init  # type: ignore[method-assign]
 
 
 # ---- 5. The resource an IAM check is against ---------------------------------------------------
@@ -852,6 +929,10 @@ def main() -> None:
     parser.add_argument("-H", "--host", default="127.0.0.1", help="address to bind")
     parser.add_argument("-p", "--port", type=int, default=5000, help="port (0: any free one)")
     args = parser.parse_args()
+    if PRIMARY_REGION_MODE not in PRIMARY_REGION_MODES:
+        raise SystemExit(
+            f"MOTO_PRIMARY_REGION={PRIMARY_REGION_MODE!r}: expected one of {', '.join(PRIMARY_REGION_MODES)}"
+        )
 
     setup_path = os.environ.get("MOTO_IAM_SETUP")
     if setup_path:
