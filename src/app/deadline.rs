@@ -51,7 +51,10 @@ impl Stops {
 
     /// How long the continuation's Invoke may take if it starts at `now`.
     pub fn invoke_timeout(&self, now: Instant) -> Duration {
-        std::cmp::min(INVOKE_TIMEOUT, self.invoke_by.saturating_duration_since(now))
+        std::cmp::min(
+            INVOKE_TIMEOUT,
+            self.invoke_by.saturating_duration_since(now),
+        )
     }
 }
 

@@ -89,7 +89,10 @@ fn settings_read_every_source_and_the_defaults() {
     assert_eq!(s.function_name, "my-fn");
     assert_eq!(s.write_tps, DEFAULT_WRITE_TPS);
     assert_eq!(s.region.as_deref(), Some("eu-west-1"));
-    assert_eq!(s.link_sources, None, "links are cut by their deadline alone");
+    assert_eq!(
+        s.link_sources, None,
+        "links are cut by their deadline alone"
+    );
     let s = Settings::from_env(&env(&[
         ("REPLICATOR_CONFIG", "{}"),
         ("REPLICATOR_LINK_SOURCES", "200"),
