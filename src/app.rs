@@ -9,7 +9,7 @@ use crate::continuation::{Cursor, MAX_LINKS};
 use crate::event::{self, Identity, Invocation, Work};
 use crate::metrics::Metrics;
 use crate::outcome::{Action, Error, ErrorKind, Outcome, Report};
-use crate::replicate::backfill::Backfill;
+use crate::replicate::backfill::{Backfill, Limits};
 use crate::replicate::{ContainerState, Job, Known, Mode, Replicator, Scope, SourceResult};
 use crate::settings::{ConfigSource, Settings};
 use crate::store::{ReadSecrets, Stores};
@@ -18,7 +18,9 @@ use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::RwLock;
 
+mod deadline;
 mod redrive;
+pub use deadline::Stops;
 pub use redrive::{Answer, BatchResponse, ItemFailure, cannot_work};
 
 /// A failed invocation: Lambda reports `errorType` = the first failure's kind and
@@ -301,7 +303,8 @@ impl<S: Stores> App<S> {
     }
 
     /// One link of an `all` chain (SPEC §6): from the cursor's name (or the first), up to the
-    /// cutoff; then, with work left, the continuation is started before the answer.
+    /// cutoff (or `REPLICATOR_LINK_SOURCES` sources); what is in flight at the abandon point is
+    /// dropped and remains; then, with work left, the continuation is started before the answer.
     async fn link(
         &self,
         replicator: &Replicator<'_, S>,
@@ -332,14 +335,18 @@ impl<S: Stores> App<S> {
             .as_ref()
             .map(|c| (c.failures, c.first_kind.clone()))
             .unwrap_or_default();
-        let started = Instant::now();
-        let cutoff = invoked.deadline.map(|d| {
-            let left = d.saturating_duration_since(started);
-            d.checked_sub(std::cmp::max(std::time::Duration::from_secs(1), left / 10))
-                .unwrap_or(started)
-        });
+        let stops = invoked.deadline.map(|d| Stops::new(d, Instant::now()));
+        let limits = Limits {
+            cutoff: stops.map(|s| s.cutoff),
+            abandon: stops.map(|s| s.abandon),
+            // Only a link under Lambda is cut by work: the command line runs to the end.
+            sources: invoked
+                .function_arn
+                .as_ref()
+                .and(self.settings.link_sources),
+        };
         let Backfill { results, remaining } =
-            Box::pin(replicator.all(region, cutoff, request.dry_run, start_at)).await?;
+            Box::pin(replicator.all(region, limits, request.dry_run, start_at)).await?;
         let outcomes = flatten(results);
         let own_failures = outcomes.iter().filter(|o| o.is_failure()).count() as u64;
         let own_kind = outcomes
@@ -408,11 +415,21 @@ impl<S: Stores> App<S> {
         if let Some(o) = next_payload.as_object_mut() {
             o.insert("resume".into(), Value::String(resume.clone()));
         }
-        match self
-            .stores
-            .invoke_async(function_arn, &next_payload.to_string())
-            .await
-        {
+        let next_text = next_payload.to_string();
+        let invoke = self.stores.invoke_async(function_arn, &next_text);
+        // Bounded like the rest of the link, so that the answer comes before the deadline; an
+        // Invoke given up may still have been accepted, and a link delivered twice is harmless
+        // (SPEC §6).
+        let invoked_next = match stops {
+            Some(s) => {
+                let by = Instant::now() + s.invoke_timeout(Instant::now());
+                tokio::time::timeout_at(tokio::time::Instant::from_std(by), invoke)
+                    .await
+                    .unwrap_or_else(|_| Err(invoke_abandoned()))
+            }
+            None => invoke.await,
+        };
+        match invoked_next {
             Ok(()) => {
                 tracing::info!(link, next = link + 1, "backfill continues");
                 report.continued = Some(true);
@@ -434,6 +451,17 @@ impl<S: Stores> App<S> {
 pub struct Invoked {
     pub deadline: Option<Instant>,
     pub function_arn: Option<String>,
+}
+
+/// The continuation's Invoke, given up at its stop: retriable, like the SDK's own timeout.
+fn invoke_abandoned() -> Error {
+    Error::Aws(crate::outcome::AwsError {
+        kind: ErrorKind::Timeout,
+        service: "lambda",
+        operation: "Invoke",
+        code: "Timeout".into(),
+        message: "not answered before the link's deadline".into(),
+    })
 }
 
 /// How a report is answered.

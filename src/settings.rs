@@ -99,6 +99,9 @@ pub struct Settings {
     /// `REPLICATOR_CONFIG_TTL_SECONDS`: how long a configuration that reads secrets (its own
     /// document or `secret:` transforms) is kept before it is read again.
     pub config_ttl: Duration,
+    /// `REPLICATOR_LINK_SOURCES`: the most sources one `all` link under Lambda starts before it
+    /// continues (unset: the deadline alone ends a link).
+    pub link_sources: Option<usize>,
 }
 
 const SHORTHAND_VARS: &[&str] = &[
@@ -167,6 +170,22 @@ impl Settings {
                 }
             },
         };
+        // A link cut by work rather than time: an operator sees a chain continue on a small
+        // estate (the continuation's Invoke permission, the alarms) without waiting out a
+        // timeout, and every link's document stays small; the cut does not depend on how fast
+        // the link ran.
+        let link_sources = match env.get("REPLICATOR_LINK_SOURCES") {
+            None => None,
+            Some(v) => match v.trim().parse::<usize>() {
+                Ok(n) if n > 0 => Some(n),
+                _ => {
+                    errors.push(format!(
+                        "REPLICATOR_LINK_SOURCES: expected a whole number > 0 (the most sources one `all` link starts before it continues), got {v:?}"
+                    ));
+                    None
+                }
+            },
+        };
         let role_arn = env.get("REPLICATOR_ROLE_ARN").map(str::to_string);
         if let Some(arn) = role_arn
             .as_deref()
@@ -229,6 +248,7 @@ impl Settings {
                 write_tps,
                 concurrency,
                 config_ttl: ttl,
+                link_sources,
                 region: env
                     .get("AWS_REGION")
                     .or_else(|| env.get("AWS_DEFAULT_REGION"))

@@ -262,8 +262,10 @@ fn code<E: aws_sdk_secretsmanager::error::ProvideErrorMetadata>(e: &E) -> Option
 #[tokio::test]
 async fn stale_reads_right_after_a_write_then_fresh_after_the_window() {
     use aws_sdk_secretsmanager::Client;
-    // Long enough for a handful of calls on a loaded machine, short enough to wait out.
-    const WINDOW: Duration = Duration::from_millis(1000);
+    // The reads that must land inside a window are a handful of loopback calls: 5 s holds
+    // them even on a machine busy enough to take a second for one (1 s did not always); the
+    // waits past a window are lower bounds, right on any machine.
+    const WINDOW: Duration = Duration::from_secs(5);
     let moto = Moto::start();
     let proxy = FaultProxy::start(moto.addr());
     proxy.stale_reads(1.0, WINDOW, 7);

@@ -312,7 +312,17 @@ async fn concurrent_invocations_converge_on_the_source_current_value() {
     let event = put_event(&source);
 
     let (slow_doc, fast_doc) = tokio::join!(slow.handle(&event), async {
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        // The source changes once the slow invocation's create (with the old value) has
+        // reached the proxy and is held there: that order is the case under test, and waiting
+        // for it, rather than sleeping a guess, makes it the order on any machine.
+        let guard = std::time::Instant::now() + Duration::from_secs(60);
+        while proxy.hits("CreateSecret") == 0 {
+            assert!(
+                std::time::Instant::now() < guard,
+                "the slow create never came"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         put_value(&east, "app/db", "value-two").await;
         fast.handle(&event).await
     });

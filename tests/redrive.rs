@@ -362,7 +362,8 @@ mod binary {
         }
     }
 
-    fn start(rt: &FakeRuntime, moto: &Moto, config: &str) -> Function {
+    /// The function against `endpoint` (moto, or the fault proxy in front of it).
+    fn start(rt: &FakeRuntime, endpoint: &str, config: &str) -> Function {
         let child = Command::new(env!("CARGO_BIN_EXE_secret-replicator"))
             .env_clear()
             .env("AWS_LAMBDA_RUNTIME_API", rt.api())
@@ -370,7 +371,7 @@ mod binary {
             .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
             .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
             .env("AWS_REGION", REGION)
-            .env("AWS_ENDPOINT_URL", moto.endpoint())
+            .env("AWS_ENDPOINT_URL", endpoint)
             // Nothing may invoke Lambda during a redrive: an Invoke would meet a closed port.
             .env("AWS_ENDPOINT_URL_LAMBDA", "http://127.0.0.1:9")
             .envs(super::common::app::function_env())
@@ -398,7 +399,7 @@ mod binary {
         let source = sm(&moto.endpoint(), REGION).await;
         let secret = seed_secret(&source, "app/db", "value-1").await;
         let rt = FakeRuntime::start();
-        let _f = start(&rt, &moto, CONFIG);
+        let _f = start(&rt, &moto.endpoint(), CONFIG);
 
         let mut record = fixture("lambda-failure-record");
         record["requestPayload"] = put_event(&secret);
@@ -443,7 +444,7 @@ mod binary {
     async fn an_invalid_configuration_still_answers_an_sqs_batch() {
         let moto = Moto::start();
         let rt = FakeRuntime::start();
-        let _f = start(&rt, &moto, r#"{"rules": 1}"#);
+        let _f = start(&rt, &moto.endpoint(), r#"{"rules": 1}"#);
         let batch = fixture("sqs-failure-queue-batch");
         let answer = response(&rt, &batch);
         let all: Vec<String> = batch["Records"]
@@ -453,5 +454,63 @@ mod binary {
             .map(|r| r["messageId"].as_str().expect("id").to_string())
             .collect();
         assert_eq!(failed_ids(&answer), all);
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_batch_meeting_a_destination_that_never_answers_is_answered_before_its_deadline() {
+        use super::common::{Fault, FaultProxy, Match, Rule};
+        let moto = Moto::start();
+        let source = sm(&moto.endpoint(), REGION).await;
+        let a = seed_secret(&source, "app/a", "value-a").await;
+        let b = seed_secret(&source, "app/b", "value-b").await;
+        let c = seed_secret(&source, "app/c", "value-c").await;
+        // Every call about app/b's copy is held until the test ends (the proxy drops it): the
+        // only way to answer before the deadline is to abandon it.
+        let proxy = FaultProxy::start(moto.addr());
+        proxy.add_rule(Rule::new(
+            Match::any()
+                .header_contains("authorization", "/us-west-2/")
+                .body_contains("dr/app/b"),
+            Fault::Delay(Duration::from_secs(24 * 3600)),
+        ));
+        // Shorter than the SDK's per-attempt timeout (5 s), so that the held call cannot end
+        // as the SDK's own timeout first; the reserved margin is 1 s.
+        let rt = FakeRuntime::with_budget(Duration::from_secs(4));
+        let _f = start(&rt, &proxy.endpoint(), CONFIG);
+        let record = |secret: &super::common::app::Seeded| {
+            let mut r = fixture("lambda-failure-record");
+            r["requestPayload"] = put_event(secret);
+            r.to_string()
+        };
+        let batch = super::sqs(&[
+            ("m-a", record(&a)),
+            ("m-b", record(&b)),
+            ("m-c", record(&c)),
+        ]);
+        let id = rt.push(&batch);
+        let answer = match rt.answer(&id, Duration::from_secs(60)) {
+            Answer::Response { body, .. } => serde_json::from_str::<Value>(&body).expect("JSON"),
+            other => panic!("an SQS batch is answered, never failed: {other:?}"),
+        };
+        assert!(!rt.timed_out(&id), "answered after the deadline: {answer}");
+        assert!(
+            proxy.fault_log().iter().any(|f| f.fault == "Delay"),
+            "the held destination was reached"
+        );
+        // m-b never finished: abandoned, left on the queue; m-c came after the cutoff: not
+        // started, left on the queue. m-a is listed only if it had not finished either (it
+        // was in flight at the abandon point), and is copied otherwise.
+        let failed = failed_ids(&answer);
+        let west = sm(&moto.endpoint(), "us-west-2").await;
+        let copy = |name: &'static str| super::common::app::current(&west, name);
+        match failed.as_slice() {
+            [b, c] if b == "m-b" && c == "m-c" => {
+                assert_eq!(copy("dr/app/a").await.as_deref(), Some("value-a"));
+            }
+            [a, b, c] if a == "m-a" && b == "m-b" && c == "m-c" => {}
+            other => panic!("{other:?}: {answer}"),
+        }
+        assert_eq!(copy("dr/app/b").await, None, "the held call never landed");
+        assert_eq!(copy("dr/app/c").await, None, "m-c was never started");
     }
 }

@@ -1417,8 +1417,10 @@ async fn all_stops_before_its_deadline_and_the_next_run_finishes() {
     let app = app_with(&west_copy(), &ep).await;
     moto.reset_calls();
 
-    // Writes are paced at 25/s per destination region, so 60 creates take well over 1 s; the
-    // run stops starting new secrets 1 s before the deadline.
+    // Writes are paced at 25/s per destination region (one slot, no burst), so 60 creates take
+    // well over the 0.5 s before the cutoff on any machine: the run stops starting new secrets
+    // 1 s before the deadline, and leaves some. The sources in flight at the cutoff (at most 8)
+    // get half a second more; one still in flight then is abandoned and remains.
     let started = Instant::now();
     let deadline = started + Duration::from_millis(1500);
     let doc = ok(app.handle_until(&manual_all(), Some(deadline)).await);
@@ -1438,17 +1440,17 @@ async fn all_stops_before_its_deadline_and_the_next_run_finishes() {
     assert!(!remaining.is_empty(), "the run did not stop early: {doc}");
     assert_eq!(done + remaining.len(), N, "{doc}");
     let calls = moto.calls();
-    for name in &remaining {
-        assert!(!exists(west_sm, name).await, "{name} was written");
-        for c in &calls {
-            assert!(
-                !body_names(&c.body, name),
-                "{name} is in remaining but was reached: {} {}",
-                c.operation,
-                c.body
-            );
+    // Only a source abandoned in flight can remain and have been reached: one of the first 8
+    // remaining (in flight at once); nothing after those was started.
+    let reached = |name: &str| calls.iter().any(|c| body_names(&c.body, name));
+    let in_flight = secret_replicator::replicate::backfill::ALL_CONCURRENCY;
+    for (i, name) in remaining.iter().enumerate() {
+        if i >= in_flight {
+            assert!(!exists(west_sm, name).await, "{name} was written");
+            assert!(!reached(name), "{name} is in remaining but was reached");
         }
     }
+    let abandoned: Vec<&String> = remaining.iter().filter(|n| reached(n)).collect();
     for r in doc["results"].as_array().unwrap() {
         assert_eq!(r["status"], "replicated", "{r}");
     }
@@ -1464,11 +1466,21 @@ async fn all_stops_before_its_deadline_and_the_next_run_finishes() {
         .collect();
     created.sort();
     created.dedup();
+    // Exactly the rest, but for a copy an abandoned create had already made.
     let mut want_created: Vec<String> = remaining.iter().map(|n| json!(n).to_string()).collect();
     want_created.sort();
-    assert_eq!(
-        created, want_created,
-        "the next run creates exactly the rest"
+    let missing: Vec<&String> = want_created
+        .iter()
+        .filter(|n| !created.contains(n))
+        .collect();
+    assert!(
+        created.iter().all(|n| want_created.contains(n)),
+        "the next run creates only the rest: {created:?}"
+    );
+    let abandoned_names: Vec<String> = abandoned.iter().map(|a| json!(a).to_string()).collect();
+    assert!(
+        missing.iter().all(|n| abandoned_names.contains(n)),
+        "the next run creates the rest: {missing:?} not created, {abandoned:?} abandoned"
     );
     let mut names = list_names(west_sm).await;
     names.sort();

@@ -2,14 +2,14 @@
 //! `batchItemFailures` only. A redrive never invokes the function (a record of an `all` run is
 //! acknowledged, not re-run; nothing continues), so it cannot loop through the queue.
 
-use super::{App, Failure, Invoked, finish, invocation_of};
+use super::{App, Failure, Invoked, Stops, finish, invocation_of};
 use crate::event::redrive;
 use crate::event::{self, Invocation};
 use crate::outcome::{Error, Outcome, Report, SkipReason};
 use crate::store::Stores;
 use serde::{Serialize, Serializer};
 use serde_json::Value;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// What the function answers Lambda: the result document, or, to an SQS batch, only the
 /// messages that failed.
@@ -130,7 +130,8 @@ impl<S: Stores> App<S> {
 
     /// An SQS batch: each message's record redriven in turn; the messages that failed (any
     /// failed result or top-level error, whatever `failOnError` says; a body that is not a
-    /// failure record; a message not started before the cutoff) are listed.
+    /// failure record; a message not started before the cutoff, or still in flight at the
+    /// abandon point) are listed.
     async fn batch(&self, event: &Value, invoked: &Invoked) -> BatchResponse {
         let messages = match redrive::messages(event) {
             Ok(m) => m,
@@ -139,16 +140,13 @@ impl<S: Stores> App<S> {
                 return BatchResponse::all_of(event);
             }
         };
-        // As for `all`: stop starting records at the deadline less max(1 s, 10%).
-        let started = Instant::now();
-        let cutoff = invoked.deadline.map(|d| {
-            let left = d.saturating_duration_since(started);
-            d.checked_sub(std::cmp::max(Duration::from_secs(1), left / 10))
-                .unwrap_or(started)
-        });
+        // As for `all`: stop starting records at the deadline less max(1 s, 10%), and drop the
+        // one in flight halfway through that margin (SPEC §11), so that the batch is answered
+        // before its deadline and SQS delivers the unfinished messages again.
+        let stops = invoked.deadline.map(|d| Stops::new(d, Instant::now()));
         let mut failed = Vec::new();
         for m in messages {
-            if cutoff.is_some_and(|c| Instant::now() >= c) {
+            if stops.is_some_and(|s| Instant::now() >= s.cutoff) {
                 tracing::warn!(message_id = %m.message_id, "not started before the cutoff; left on the queue");
                 failed.push(m.message_id);
                 continue;
@@ -159,9 +157,27 @@ impl<S: Stores> App<S> {
                     self.metrics.emit(&report, 0);
                     report
                 }
-                Ok(record) => match self.redrive(record, invoked).await {
-                    Ok(report) | Err(Failure(report)) => report,
-                },
+                Ok(record) => {
+                    let run = Box::pin(self.redrive(record, invoked));
+                    let done = match stops {
+                        Some(s) => {
+                            tokio::time::timeout_at(tokio::time::Instant::from_std(s.abandon), run)
+                                .await
+                                .ok()
+                        }
+                        None => Some(run.await),
+                    };
+                    match done {
+                        Some(Ok(report) | Err(Failure(report))) => report,
+                        None => {
+                            // A write dropped mid-call may have happened: the redelivered
+                            // record repeats it with the same version token (SPEC §8).
+                            tracing::warn!(message_id = %m.message_id, "still in flight at the deadline; abandoned and left on the queue");
+                            failed.push(m.message_id);
+                            continue;
+                        }
+                    }
+                }
             };
             let fails = report.error.is_some() || report.first_failure().is_some();
             tracing::info!(

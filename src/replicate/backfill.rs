@@ -6,7 +6,8 @@
 //! holding R replicas costs about (N + R) / 100 calls.
 //!
 //! Sources are processed in ascending byte order of name, from a starting name (a continuation's
-//! cursor); the run stops starting new sources at the cutoff and lists what it did not reach.
+//! cursor); the run stops starting new sources at the cutoff (or after its work limit), drops
+//! what is still in flight at the abandon point, and lists what it did not finish.
 
 use super::decide::{MARKER_TAG, is_managed_key, key_matches, user_tags};
 use super::{Job, Known, Mode, Replicator, Scope, SourceResult, source_of};
@@ -22,6 +23,39 @@ use std::time::Instant;
 
 /// Sources worked on at once (writes are paced by the write budget).
 pub const ALL_CONCURRENCY: usize = 8;
+
+/// Where an `all` run stops (none of them: it runs to the end, as the command line does).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Limits {
+    /// No source starts from here on.
+    pub cutoff: Option<Instant>,
+    /// Listings and sources still in flight are dropped here (SPEC §11: every in-flight call
+    /// is bounded by the deadline).
+    pub abandon: Option<Instant>,
+    /// The most sources the run starts (`REPLICATOR_LINK_SOURCES`); the rest remain.
+    pub sources: Option<usize>,
+}
+
+/// `work`'s output, or `None` when `by` came first (the work is dropped, cancelling its calls).
+async fn until<F: std::future::Future>(by: Option<Instant>, work: F) -> Option<F::Output> {
+    match by {
+        Some(by) => tokio::time::timeout_at(tokio::time::Instant::from_std(by), work)
+            .await
+            .ok(),
+        None => Some(work.await),
+    }
+}
+
+/// A call dropped at the abandon point: a timeout (retriable), answered before the deadline.
+fn abandoned(service: &'static str, operation: &'static str) -> Error {
+    Error::Aws(crate::outcome::AwsError {
+        kind: crate::outcome::ErrorKind::Timeout,
+        service,
+        operation,
+        code: "Timeout".into(),
+        message: "still in flight at the invocation's deadline; abandoned".into(),
+    })
+}
 
 /// What an `all` run did.
 #[derive(Debug)]
@@ -43,22 +77,26 @@ type DestKey = (String, String);
 
 impl<S: Stores> Replicator<'_, S> {
     /// Every matched source secret (replicas left out unless a rule chains), compared by
-    /// listing, from `start_at` on. Stops starting new sources at `cutoff`.
+    /// listing, from `start_at` on, within `limits`.
     pub async fn all(
         &self,
         region: Option<&str>,
-        cutoff: Option<Instant>,
+        limits: Limits,
         dry_run: bool,
         start_at: Option<&str>,
     ) -> Result<Backfill, Error> {
         let config = self.config;
         let own = self.stores.own(region);
-        let mut sources: Vec<Listed> = own
-            .list(ListFilter {
-                include_deleted: true,
-                tag_key: None,
-            })
-            .await?
+        let listing = own.list(ListFilter {
+            include_deleted: true,
+            tag_key: None,
+        });
+        // Without the sources' names nothing can be reported as remaining: a listing still in
+        // flight at the abandon point is a timeout, answered before the deadline.
+        let Some(listed) = until(limits.abandon, listing).await else {
+            return Err(abandoned("secretsmanager", "ListSecrets"));
+        };
+        let mut sources: Vec<Listed> = listed?
             .into_iter()
             .filter(|s| {
                 let chains = config.rules.iter().any(|r| r.matches(&s.name) && r.chain);
@@ -67,6 +105,13 @@ impl<S: Stores> Replicator<'_, S> {
             .filter(|s| start_at.is_none_or(|start| s.name.as_bytes() >= start.as_bytes()))
             .collect();
         sources.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
+        // Past the link's work limit: not started, in order after the rest.
+        let deferred: Vec<String> = sources
+            .split_off(limits.sources.unwrap_or(usize::MAX).min(sources.len()))
+            .into_iter()
+            .map(|s| s.name)
+            .collect();
+        let names: Vec<String> = sources.iter().map(|s| s.name.clone()).collect();
         let run_region = region
             .map(str::to_string)
             .or_else(|| {
@@ -80,27 +125,57 @@ impl<S: Stores> Replicator<'_, S> {
             .and_then(|s| crate::arn::account(&s.arn))
             .unwrap_or_default()
             .to_string();
-        let listings = self.list_destinations(&run_region, &own_account).await?;
+        let Some(listings) = until(
+            limits.abandon,
+            self.list_destinations(&run_region, &own_account),
+        )
+        .await
+        else {
+            // A destination (its listing, its AssumeRole) that does not answer in time: the
+            // link reaches no source and continues with all of them.
+            tracing::warn!(
+                "the destinations' listing was still in flight at the deadline; every source remains"
+            );
+            return Ok(Backfill {
+                results: Vec::new(),
+                remaining: names.into_iter().chain(deferred).collect(),
+            });
+        };
+        let listings = listings?;
         let mode = if dry_run { Mode::Plan } else { Mode::Compare };
-        let runs = futures::stream::iter(sources).map(|s| {
-            let listings = &listings;
-            async move {
-                if cutoff.is_some_and(|c| Instant::now() >= c) {
-                    return Err(s.name);
+        let cutoff = limits.cutoff;
+        let mut runs = futures::stream::iter(sources)
+            .map(|s| {
+                let listings = &listings;
+                async move {
+                    if cutoff.is_some_and(|c| Instant::now() >= c) {
+                        return Err(s.name);
+                    }
+                    Ok(Box::pin(self.repair(s, region, mode, listings)).await)
                 }
-                Ok(Box::pin(self.repair(s, region, mode, listings)).await)
-            }
-        });
-        let done: Vec<Result<SourceResult, String>> =
-            runs.buffered(ALL_CONCURRENCY).collect().await;
+            })
+            .buffered(ALL_CONCURRENCY);
         let mut results = Vec::new();
         let mut remaining = Vec::new();
-        for d in done {
-            match d {
-                Ok(r) => results.push(r),
-                Err(name) => remaining.push(name),
+        // In order of name: what is done before the first source still in flight is reported;
+        // from that source on, everything remains (the cursor names the first of them).
+        loop {
+            match until(limits.abandon, runs.next()).await {
+                Some(Some(Ok(r))) => results.push(r),
+                Some(Some(Err(name))) => remaining.push(name),
+                Some(None) => break,
+                None => {
+                    let reached = results.len() + remaining.len();
+                    tracing::warn!(
+                        in_flight = names.len() - reached,
+                        "sources still in flight at the deadline are abandoned and remain"
+                    );
+                    remaining.extend(names[reached..].iter().cloned());
+                    break;
+                }
             }
         }
+        remaining.extend(deferred);
         Ok(Backfill { results, remaining })
     }
 

@@ -53,6 +53,16 @@ fn settings_name_the_variable_in_errors() {
             "role/x",
             "REPLICATOR_ROLE_ARN: expected",
         ),
+        (
+            "REPLICATOR_LINK_SOURCES",
+            "0",
+            "REPLICATOR_LINK_SOURCES: expected",
+        ),
+        (
+            "REPLICATOR_LINK_SOURCES",
+            "many",
+            "REPLICATOR_LINK_SOURCES: expected",
+        ),
     ];
     for (k, v, want) in cases {
         let e = settings_err(&[("REPLICATOR_CONFIG", "{\"rules\":[]}"), (k, v)]);
@@ -80,6 +90,16 @@ fn settings_read_every_source_and_the_defaults() {
     assert_eq!(s.function_name, "my-fn");
     assert_eq!(s.write_tps, DEFAULT_WRITE_TPS);
     assert_eq!(s.region.as_deref(), Some("eu-west-1"));
+    assert_eq!(
+        s.link_sources, None,
+        "links are cut by their deadline alone"
+    );
+    let s = Settings::from_env(&env(&[
+        ("REPLICATOR_CONFIG", "{}"),
+        ("REPLICATOR_LINK_SOURCES", "200"),
+    ]))
+    .unwrap();
+    assert_eq!(s.link_sources, Some(200));
 
     let s = Settings::from_env(&env(&[
         ("DEST_REGION", "us-west-2"),

@@ -3,9 +3,11 @@
 //! the runtime client: `/runtime/invocation/next` (long-poll), `.../response`, `.../error`,
 //! `/runtime/init/error`. Each invocation carries the deadline of the runtime's budget and the
 //! function ARN it was pushed with (`Lambda-Runtime-Invoked-Function-Arn`, which the runtime
-//! client hands the handler as `invoked_function_arn`).
+//! client hands the handler as `invoked_function_arn`). As on Lambda, an invocation whose
+//! deadline passes before its answer has timed out ([`FakeRuntime::timed_out`]): Lambda stops
+//! the environment ("Task timed out after N seconds") and whatever it would have posted is lost.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Condvar, Mutex};
@@ -43,6 +45,10 @@ struct State {
     next_id: u64,
     /// Time each invocation is given (the `lambda-runtime-deadline-ms` header).
     budget: Duration,
+    /// Request id → the deadline it was handed out with (epoch milliseconds).
+    deadlines: HashMap<String, u128>,
+    /// Requests answered after their deadline.
+    late: HashSet<String>,
 }
 
 /// The fake Runtime API. Clones share it (the fake Invoke API pushes into it).
@@ -164,6 +170,23 @@ impl FakeRuntime {
         }
     }
 
+    /// Whether the invocation timed out, as Lambda decides it: handed out, and its deadline
+    /// passed before its answer came (or with no answer yet). Lambda's verdict, not a measure
+    /// of speed: it compares the answer with the deadline the function itself was given.
+    pub fn timed_out(&self, request_id: &str) -> bool {
+        let s = self.state.0.lock().unwrap();
+        if s.late.contains(request_id) {
+            return true;
+        }
+        let answered = s.answers.iter().any(|a| match a {
+            Answer::Response { request_id: r, .. } | Answer::Error { request_id: r, .. } => {
+                r == request_id
+            }
+            Answer::InitError { .. } => false,
+        });
+        !answered && s.deadlines.get(request_id).is_some_and(|d| epoch_ms() > *d)
+    }
+
     /// Waits until the function asks for its first event (init done); returns when that was.
     pub fn ready(&self, timeout: Duration) -> Instant {
         let (lock, cv) = &*self.state;
@@ -230,11 +253,8 @@ fn serve(conn: TcpStream, state: Arc<(Mutex<State>, Condvar)>) {
                 }
                 s = cv.wait(s).unwrap();
             };
-            let deadline = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_millis()
-                + s.budget.as_millis();
+            let deadline = epoch_ms() + s.budget.as_millis();
+            s.deadlines.insert(id.clone(), deadline);
             format!(
                 "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nlambda-runtime-aws-request-id: {id}\r\nlambda-runtime-deadline-ms: {deadline}\r\nlambda-runtime-invoked-function-arn: {arn}\r\nlambda-runtime-trace-id: Root=1-00000000-000000000000000000000000\r\ncontent-length: {}\r\n\r\n{event}",
                 event.len()
@@ -242,6 +262,7 @@ fn serve(conn: TcpStream, state: Arc<(Mutex<State>, Condvar)>) {
         } else if method == "POST" {
             let mut s = lock.lock().unwrap();
             let segs: Vec<&str> = path.split('/').collect();
+            let now = epoch_ms();
             let answer = if path.ends_with("/runtime/init/error") {
                 Answer::InitError { body }
             } else if path.ends_with("/response") {
@@ -256,6 +277,12 @@ fn serve(conn: TcpStream, state: Arc<(Mutex<State>, Condvar)>) {
                     body,
                 }
             };
+            if let Answer::Response { request_id, .. } | Answer::Error { request_id, .. } = &answer
+                && s.deadlines.get(request_id).is_some_and(|d| now > *d)
+            {
+                let id = request_id.clone();
+                s.late.insert(id);
+            }
             s.answers.push(answer);
             cv.notify_all();
             "HTTP/1.1 202 Accepted\r\ncontent-length: 2\r\n\r\n{}".to_string()
@@ -266,4 +293,11 @@ fn serve(conn: TcpStream, state: Arc<(Mutex<State>, Condvar)>) {
             return;
         }
     }
+}
+
+fn epoch_ms() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
 }
