@@ -1974,8 +1974,14 @@ fn writes_reads_and_deletes_need_the_marker_on_the_secret_and_describe_never_doe
             for (action, keys) in MARKED_ONLY {
                 let mut with = keys.to_vec();
                 with.push(MARKED);
-                assert!(asks(&p, action, &secret, &with), "{label}: {action} on a marked secret");
-                assert!(!asks(&p, action, &secret, keys), "{label}: {action} on an unmarked one");
+                assert!(
+                    asks(&p, action, &secret, &with),
+                    "{label}: {action} on a marked secret"
+                );
+                assert!(
+                    !asks(&p, action, &secret, keys),
+                    "{label}: {action} on an unmarked one"
+                );
                 // Whatever the request asks to tag: the resource's tag decides.
                 let mut requested = keys.to_vec();
                 requested.push((MARKER_REQUEST_TAG, "x"));
@@ -1996,11 +2002,17 @@ fn writes_reads_and_deletes_need_the_marker_on_the_secret_and_describe_never_doe
                 );
             }
             // The ownership check sees absent and foreign secrets as such.
-            assert!(asks(&p, "secretsmanager:DescribeSecret", &secret, &[]), "{label}");
+            assert!(
+                asks(&p, "secretsmanager:DescribeSecret", &secret, &[]),
+                "{label}"
+            );
             assert!(asks(&p, "secretsmanager:ListSecrets", "*", &[]), "{label}");
             // Deletion only with a recovery window; the key may be absent (a default window).
             let delete = "secretsmanager:DeleteSecret";
-            let forced = [MARKED, ("secretsmanager:ForceDeleteWithoutRecovery", "true")];
+            let forced = [
+                MARKED,
+                ("secretsmanager:ForceDeleteWithoutRecovery", "true"),
+            ];
             assert!(!asks(&p, delete, &secret, &forced), "{label}");
             assert!(asks(&p, delete, &secret, &[MARKED]), "{label}");
             // Policies and replicas only when asked for (the StackSet's parameters).
@@ -2015,7 +2027,10 @@ fn writes_reads_and_deletes_need_the_marker_on_the_secret_and_describe_never_doe
                     ("secretsmanager:BlockPublicPolicy", "true"),
                     ("secretsmanager:ForceOverwriteReplicaSecret", "false"),
                 ];
-                assert!(!asks(&p, action, &secret, &all), "{label}: {action} not asked for");
+                assert!(
+                    !asks(&p, action, &secret, &all),
+                    "{label}: {action} not asked for"
+                );
             }
         }
     }
@@ -2026,15 +2041,24 @@ fn create_needs_the_marker_in_the_request_and_its_implied_tag_resource_is_covere
     for adoption in [false, true] {
         for (label, p, secret) in writing_roles(adoption, false, false) {
             let create = "secretsmanager:CreateSecret";
-            assert!(asks(&p, create, &secret, &[(MARKER_REQUEST_TAG, "a:b:c")]), "{label}");
-            assert!(!asks(&p, create, &secret, &[]), "{label}: no marker requested");
+            assert!(
+                asks(&p, create, &secret, &[(MARKER_REQUEST_TAG, "a:b:c")]),
+                "{label}"
+            );
+            assert!(
+                !asks(&p, create, &secret, &[]),
+                "{label}: no marker requested"
+            );
             assert!(
                 !asks(&p, create, &secret, &[("aws:RequestTag/team", "x")]),
                 "{label}: other tags only"
             );
             // CreateSecret with Tags also asks TagResource of the new secret; its resource tags
             // are the request's (AWS's IAM ABAC tutorial; documentation only).
-            let on_create = [(MARKER_REQUEST_TAG, "a:b:c"), (MARKER_RESOURCE_TAG, "a:b:c")];
+            let on_create = [
+                (MARKER_REQUEST_TAG, "a:b:c"),
+                (MARKER_RESOURCE_TAG, "a:b:c"),
+            ];
             assert!(
                 asks(&p, "secretsmanager:TagResource", &secret, &on_create),
                 "{label}"
@@ -2049,9 +2073,17 @@ fn policies_and_replicas_when_asked_for_never_public_never_overwriting() {
         let put = "secretsmanager:PutResourcePolicy";
         let blocked = ("secretsmanager:BlockPublicPolicy", "true");
         assert!(asks(&p, put, &secret, &[MARKED, blocked]), "{label}");
-        assert!(!asks(&p, put, &secret, &[MARKED]), "{label}: without BlockPublicPolicy");
         assert!(
-            !asks(&p, put, &secret, &[MARKED, ("secretsmanager:BlockPublicPolicy", "false")]),
+            !asks(&p, put, &secret, &[MARKED]),
+            "{label}: without BlockPublicPolicy"
+        );
+        assert!(
+            !asks(
+                &p,
+                put,
+                &secret,
+                &[MARKED, ("secretsmanager:BlockPublicPolicy", "false")]
+            ),
             "{label}"
         );
         assert!(!asks(&p, put, &secret, &[blocked]), "{label}: unmarked");
@@ -2062,7 +2094,15 @@ fn policies_and_replicas_when_asked_for_never_public_never_overwriting() {
         let keep = ("secretsmanager:ForceOverwriteReplicaSecret", "false");
         assert!(asks(&p, replicate, &secret, &[MARKED, keep]), "{label}");
         assert!(
-            !asks(&p, replicate, &secret, &[MARKED, ("secretsmanager:ForceOverwriteReplicaSecret", "true")]),
+            !asks(
+                &p,
+                replicate,
+                &secret,
+                &[
+                    MARKED,
+                    ("secretsmanager:ForceOverwriteReplicaSecret", "true")
+                ]
+            ),
             "{label}: overwriting"
         );
         assert!(!asks(&p, replicate, &secret, &[keep]), "{label}: unmarked");
@@ -2070,6 +2110,9 @@ fn policies_and_replicas_when_asked_for_never_public_never_overwriting() {
         assert!(asks(&p, remove, &secret, &[MARKED]), "{label}");
         assert!(!asks(&p, remove, &secret, &[]), "{label}: unmarked");
         // Adoption stays off: the marker still guards TagResource.
-        assert!(!asks(&p, "secretsmanager:TagResource", &secret, &[]), "{label}");
+        assert!(
+            !asks(&p, "secretsmanager:TagResource", &secret, &[]),
+            "{label}"
+        );
     }
 }

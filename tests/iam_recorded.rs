@@ -196,7 +196,10 @@ fn implied_kms_actions(action: &str) -> &'static [&'static str] {
 /// implied request carries `secretsmanager:ResourceTag/<key>` for each `aws:RequestTag/<key>` of
 /// the call, beside the call's own keys.
 fn implied_tag_resource(call: &Call, context: &Context) -> Option<(String, Context)> {
-    if !call.action.eq_ignore_ascii_case("secretsmanager:CreateSecret") {
+    if !call
+        .action
+        .eq_ignore_ascii_case("secretsmanager:CreateSecret")
+    {
         return None;
     }
     let mut implied = context.clone();
@@ -662,18 +665,30 @@ fn realistic() -> Vec<(&'static str, Vec<Value>)> {
                 by_function("us-west-2", "kms:DescribeKey", SOURCE_KEY),
                 by_function("us-west-2", "secretsmanager:DescribeSecret", west),
                 with(
-                    creating(by_function("us-west-2", "secretsmanager:CreateSecret", west)),
+                    creating(by_function(
+                        "us-west-2",
+                        "secretsmanager:CreateSecret",
+                        west,
+                    )),
                     "kms_keys",
                     json!([SOURCE_KEY]),
                 ),
                 by_function("us-east-1", "secretsmanager:DescribeSecret", src),
                 with(
-                    marked(by_function("us-west-2", "secretsmanager:GetSecretValue", west)),
+                    marked(by_function(
+                        "us-west-2",
+                        "secretsmanager:GetSecretValue",
+                        west,
+                    )),
                     "kms_keys",
                     json!([SOURCE_KEY]),
                 ),
                 with(
-                    marked(by_function("us-west-2", "secretsmanager:UpdateSecret", west)),
+                    marked(by_function(
+                        "us-west-2",
+                        "secretsmanager:UpdateSecret",
+                        west,
+                    )),
                     "kms_keys",
                     json!([SOURCE_KEY]),
                 ),
@@ -687,12 +702,20 @@ fn realistic() -> Vec<(&'static str, Vec<Value>)> {
                 by_destination("eu-west-1", "secretsmanager:DescribeSecret", xacct),
                 by_destination("eu-west-1", "kms:DescribeKey", DEST_KEY),
                 with(
-                    creating(by_destination("eu-west-1", "secretsmanager:CreateSecret", xacct)),
+                    creating(by_destination(
+                        "eu-west-1",
+                        "secretsmanager:CreateSecret",
+                        xacct,
+                    )),
                     "kms_keys",
                     json!([DEST_KEY]),
                 ),
                 with(
-                    marked(by_destination("eu-west-1", "secretsmanager:PutSecretValue", xacct)),
+                    marked(by_destination(
+                        "eu-west-1",
+                        "secretsmanager:PutSecretValue",
+                        xacct,
+                    )),
                     "kms_keys",
                     json!([DEST_KEY]),
                 ),
@@ -705,7 +728,11 @@ fn realistic() -> Vec<(&'static str, Vec<Value>)> {
                 by_function("us-west-2", "secretsmanager:ListSecrets", "*"),
                 marked(by_function("us-west-2", "secretsmanager:TagResource", west)),
                 with(
-                    marked(by_function("us-west-2", "secretsmanager:DeleteSecret", west)),
+                    marked(by_function(
+                        "us-west-2",
+                        "secretsmanager:DeleteSecret",
+                        west,
+                    )),
                     "context",
                     json!({
                         "secretsmanager:ResourceTag/secret-replicator:source": MARKER,

@@ -394,7 +394,12 @@ async fn an_events_queue_batch_of_real_events_is_handled_as_events() {
 async fn an_events_queue_batch_lists_exactly_the_event_whose_destination_failed() {
     let s = world();
     for name in ["prod/payments/cache", "prod/payments/api"] {
-        s.seed("us-east-1", name, "00000000-0000-4000-8000-0000000000a1", name);
+        s.seed(
+            "us-east-1",
+            name,
+            "00000000-0000-4000-8000-0000000000a1",
+            name,
+        );
     }
     // Someone else's secret where the second event's copy would go: DestinationConflict.
     s.seed(
@@ -414,11 +419,13 @@ async fn an_events_queue_batch_lists_exactly_the_event_whose_destination_failed(
         Some("the value")
     );
     assert_eq!(
-        s.value(ACCOUNT, "us-west-2", "dr/prod/payments/api").as_deref(),
+        s.value(ACCOUNT, "us-west-2", "dr/prod/payments/api")
+            .as_deref(),
         Some("prod/payments/api")
     );
     assert_eq!(
-        s.value(ACCOUNT, "us-west-2", "dr/prod/payments/cache").as_deref(),
+        s.value(ACCOUNT, "us-west-2", "dr/prod/payments/cache")
+            .as_deref(),
         Some("not ours")
     );
 }
@@ -442,7 +449,8 @@ async fn a_manual_payload_in_an_events_queue_message_runs_and_fails_only_its_mes
     ok_record["body"] = json!(fixture("manual-one").to_string());
     let mut bad = template;
     bad["messageId"] = json!("m-manual-missing");
-    bad["body"] = json!(json!({"source": "manual", "secretId": "prod/payments/missing"}).to_string());
+    bad["body"] =
+        json!(json!({"source": "manual", "secretId": "prod/payments/missing"}).to_string());
     let batch = json!({"Records": [ok_record, bad]});
     let (ok, answer) = view(a.answer(&batch, &invoked()).await);
     assert!(ok, "{answer}");
@@ -579,7 +587,11 @@ mod binary {
         ]});
         let answer = response(&rt, &batch);
         assert_eq!(failed_ids(&answer), ["m-b"]);
-        for (name, value) in [("dr/app/a", "value-a"), ("dr/app/c", "value-c"), ("dr/app/b", "not ours")] {
+        for (name, value) in [
+            ("dr/app/a", "value-a"),
+            ("dr/app/c", "value-c"),
+            ("dr/app/b", "not ours"),
+        ] {
             assert_eq!(
                 super::common::app::current(&west, name).await.as_deref(),
                 Some(value),

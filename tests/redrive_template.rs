@@ -198,7 +198,10 @@ fn number(v: &Value) -> u64 {
 fn every_queue_a_mapping_reads_outlasts_a_batch_and_dead_letters_after_at_least_5_receives() {
     let t = template();
     let longest = number(&t["Parameters"]["Timeout"]["MaxValue"]);
-    for (label, stack) in scenarios().into_iter().chain([("redrive on", resolve(&t, ON))]) {
+    for (label, stack) in scenarios()
+        .into_iter()
+        .chain([("redrive on", resolve(&t, ON))])
+    {
         let mappings = stack.of_type("AWS::Lambda::EventSourceMapping");
         assert!(!mappings.is_empty(), "{label}: the events queue's mapping");
         for (name, m) in mappings {
@@ -292,7 +295,10 @@ fn the_events_queue_is_the_rule_s_target_and_the_function_may_read_only_it_besid
             sqs_reads_of(&stack, "<EventsDeadLetterQueue.Arn>").is_empty(),
             "{label}"
         );
-        assert!(stack.outputs.contains_key("EventsDeadLetterQueueArn"), "{label}");
+        assert!(
+            stack.outputs.contains_key("EventsDeadLetterQueueArn"),
+            "{label}"
+        );
         assert!(stack.outputs.contains_key("EventsQueueArn"), "{label}");
     }
 }

@@ -193,11 +193,16 @@ fn containers_by_caps(stack: &Stack) -> u64 {
         .of_type("AWS::Events::Rule")
         .iter()
         .filter(|(_, r)| r["Properties"].get("ScheduleExpression").is_some())
-        .flat_map(|(_, r)| r["Properties"]["Targets"].as_array().cloned().unwrap_or_default())
+        .flat_map(|(_, r)| {
+            r["Properties"]["Targets"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
         .filter(|target| {
-            target["Input"].as_str().is_some_and(|i| {
-                serde_json::from_str::<Value>(i).is_ok_and(|p| p["all"] == true)
-            })
+            target["Input"]
+                .as_str()
+                .is_some_and(|i| serde_json::from_str::<Value>(i).is_ok_and(|p| p["all"] == true))
         })
         .count() as u64;
     mappings + chains
@@ -222,7 +227,9 @@ fn the_events_mapping_caps_concurrency_and_replicator_concurrency_adds_up_every_
         .iter()
         .map(scalar_string)
         .collect();
-    assert!(caps.contains(&scalar_string(&t["Parameters"]["MaxConcurrency"]["Default"])));
+    assert!(caps.contains(&scalar_string(
+        &t["Parameters"]["MaxConcurrency"]["Default"]
+    )));
     for cap in &caps {
         let c: u64 = cap.parse().unwrap();
         // SQS mappings accept 2..=1000; the sum must stay a valid REPLICATOR_CONCURRENCY.
@@ -237,8 +244,8 @@ fn the_events_mapping_caps_concurrency_and_replicator_concurrency_adds_up_every_
                 ];
                 let s = resolve(&t, &params);
                 let told = number(&env(&s)["REPLICATOR_CONCURRENCY"]);
-                let expected = c + if redrive == "true" { 2 } else { 0 }
-                    + u64::from(!schedule.is_empty());
+                let expected =
+                    c + if redrive == "true" { 2 } else { 0 } + u64::from(!schedule.is_empty());
                 assert_eq!(told, expected, "{params:?}");
                 assert_eq!(told, containers_by_caps(&s), "{params:?}");
                 assert!(told <= 1000, "{params:?}");

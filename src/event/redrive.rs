@@ -225,7 +225,9 @@ mod tests {
         // inside a message is not.
         let event = json!({"version": "0", "detail-type": "Secret Label Updated", "source": "aws.secretsmanager", "detail": {}}).to_string();
         let manual = json!({"source": "manual", "secretId": "a"}).to_string();
-        let inner = json!({"Records": [{"eventSource": "aws:sqs", "messageId": "x", "body": manual}]}).to_string();
+        let inner =
+            json!({"Records": [{"eventSource": "aws:sqs", "messageId": "x", "body": manual}]})
+                .to_string();
         let m = messages(&json!({"Records": [
             {"eventSource": "aws:sqs", "messageId": "e", "body": event},
             {"eventSource": "aws:sqs", "messageId": "m", "body": manual},

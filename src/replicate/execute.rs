@@ -199,7 +199,10 @@ impl<S: WriteSecrets + ManageSecrets> Executor<'_, S> {
                 }
                 Step::SetKey => {
                     if let Some(key) = self.want.kms_key {
-                        if let Err(e) = self.paced(|| self.store.set_kms_key(self.name(), key)).await {
+                        if let Err(e) = self
+                            .paced(|| self.store.set_kms_key(self.name(), key))
+                            .await
+                        {
                             return self.refused(e, step, completed, learned);
                         }
                         learned.rekeyed = true;
@@ -282,7 +285,10 @@ impl<S: WriteSecrets + ManageSecrets> Executor<'_, S> {
                     }
                 }
                 Step::SetDescription(d) => {
-                    if let Err(e) = self.paced(|| self.store.set_description(self.name(), d)).await {
+                    if let Err(e) = self
+                        .paced(|| self.store.set_description(self.name(), d))
+                        .await
+                    {
                         return self.refused(e, step, completed, learned);
                     }
                 }
