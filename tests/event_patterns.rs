@@ -291,6 +291,11 @@ fn exactly_one_event_rule_exists_for_each_event_source() {
         assert_eq!(props["Targets"].as_array().unwrap().len(), 1);
         // Events go through the events queue (SPEC §2, §7), never straight to the function.
         assert_eq!(props["Targets"][0]["Arn"], "<EventsQueue.Arn>");
+        // The event itself is the message body (no target input), so the function recognises
+        // it and the events DLQ holds raw events.
+        for input in ["Input", "InputPath", "InputTransformer"] {
+            assert!(props["Targets"][0].get(input).is_none(), "{mode}: {input}");
+        }
         assert_ne!(props["State"], "DISABLED");
         // EventBridge may send to the queue for exactly this rule (SPEC §11).
         let rule_arn = json!(format!("<{name}.Arn>"));

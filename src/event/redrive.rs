@@ -75,9 +75,10 @@ pub struct Message {
 ///
 /// A body is recognised by its own shape, wherever it comes from: the function is told no queue
 /// ARN (SPEC §2 fixes its environment), and each queue holds one kind of body. Lambda's
-/// on-failure destination writes failure records to the failure queue; EventBridge writes the
-/// matched event itself, unchanged, to the events queue ("the event is passed to the target as
-/// is" unless a target input is set, and the template sets none). So a failure record (its three
+/// on-failure destination writes failure records to the failure queue; EventBridge sends the
+/// matched event itself as the message body to an SQS target that sets no `Input`,
+/// `InputPath` or `InputTransformer` (EventBridge user guide, "Transforming target input"), and
+/// the template's rules set none. So a failure record (its three
 /// fields, [`is_failure_record`]) is redriven, and any other JSON object is a payload handled as
 /// if it had been invoked with it (an EventBridge event, or a manual payload an operator sent to
 /// the events queue); its parser refuses what is neither. An SQS event inside a message is
