@@ -606,7 +606,8 @@ fn summary_text(summary: &BTreeMap<String, u64>) -> String {
     parts.join(", ")
 }
 
-/// The template's defaults: (Timeout s, WriteTps, the containers sharing it).
+/// The template's defaults: (Timeout s, WriteTps, the containers sharing it: the
+/// REPLICATOR_CONCURRENCY the default stack computes from its caps).
 fn template_defaults() -> (f64, f64, f64) {
     let t = common::cfn::template();
     let default = |p: &str| {
@@ -615,12 +616,12 @@ fn template_defaults() -> (f64, f64, f64) {
             .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
             .unwrap_or_else(|| panic!("template parameter {p} has no numeric default"))
     };
-    let reserved = default("ReservedConcurrency");
-    let containers = if reserved > 0.0 {
-        reserved
-    } else {
-        default("MaxConcurrency")
-    };
+    let stack = common::cfn::resolve(&t, common::cfn::MINIMAL);
+    let containers = common::cfn::scalar_string(
+        &stack.get("Function")["Properties"]["Environment"]["Variables"]["REPLICATOR_CONCURRENCY"],
+    )
+    .parse()
+    .unwrap_or_else(|e| panic!("REPLICATOR_CONCURRENCY of the default stack: {e}"));
     (default("Timeout"), default("WriteTps"), containers)
 }
 

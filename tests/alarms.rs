@@ -156,7 +156,8 @@ fn check_alarms(emitted: &BTreeSet<Published>) {
                         .contains(&metric),
                         "{name}: {metric}"
                     );
-                    // The failure queue, or the dead-letter queue behind its redrive.
+                    // The failure queue, the dead-letter queue behind its redrive, or the
+                    // events queue's dead-letter queue.
                     assert!(
                         [
                             BTreeMap::from([(
@@ -166,6 +167,10 @@ fn check_alarms(emitted: &BTreeSet<Published>) {
                             BTreeMap::from([(
                                 "QueueName".into(),
                                 "<FailureDeadLetterQueue.QueueName>".into()
+                            )]),
+                            BTreeMap::from([(
+                                "QueueName".into(),
+                                "<EventsDeadLetterQueue.QueueName>".into()
                             )]),
                         ]
                         .contains(&dims),

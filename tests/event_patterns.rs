@@ -289,17 +289,36 @@ fn exactly_one_event_rule_exists_for_each_event_source() {
         let (name, _) = rules[0];
         let props = &stack.get(name)["Properties"];
         assert_eq!(props["Targets"].as_array().unwrap().len(), 1);
-        assert_eq!(props["Targets"][0]["Arn"], "<Function.Arn>");
+        // Events go through the events queue (SPEC §2, §7), never straight to the function.
+        assert_eq!(props["Targets"][0]["Arn"], "<EventsQueue.Arn>");
+        // The event itself is the message body (no target input), so the function recognises
+        // it and the events DLQ holds raw events.
+        for input in ["Input", "InputPath", "InputTransformer"] {
+            assert!(props["Targets"][0].get(input).is_none(), "{mode}: {input}");
+        }
         assert_ne!(props["State"], "DISABLED");
-        // EventBridge may invoke the function for exactly this rule.
+        // EventBridge may send to the queue for exactly this rule (SPEC §11).
         let rule_arn = json!(format!("<{name}.Arn>"));
+        let policy = &stack.get("EventsQueuePolicy")["Properties"];
+        assert_eq!(policy["Queues"], json!(["<EventsQueue>"]));
+        let statements = policy["PolicyDocument"]["Statement"].as_array().unwrap();
+        assert_eq!(statements.len(), 1, "{mode}: {statements:?}");
+        let st = &statements[0];
+        assert_eq!(st["Effect"], "Allow");
+        assert_eq!(st["Principal"], json!({"Service": "events.amazonaws.com"}));
+        assert_eq!(st["Action"], "sqs:SendMessage");
+        assert_eq!(st["Resource"], "<EventsQueue.Arn>");
+        assert_eq!(
+            st["Condition"],
+            json!({"ArnEquals": {"aws:SourceArn": rule_arn}}),
+            "{mode}"
+        );
         assert!(
-            stack
+            !stack
                 .of_type("AWS::Lambda::Permission")
                 .iter()
-                .any(|(_, p)| p["Properties"]["SourceArn"] == rule_arn
-                    && p["Properties"]["Principal"] == "events.amazonaws.com"),
-            "{mode}: no permission for {name}"
+                .any(|(_, p)| p["Properties"]["SourceArn"] == rule_arn),
+            "{mode}: the rule no longer invokes the function"
         );
     }
 }

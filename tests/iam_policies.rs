@@ -1280,12 +1280,19 @@ fn function_allows(stack: &Stack, action: &str, resource: &str) -> bool {
         caller: Caller::session(FUNCTION_ROLE_ARN, "probe"),
         action: action.into(),
         resource: resource.into(),
+        // A destination the function owns (its marker on the secret, and in a CreateSecret's
+        // request): what the marker conditions ask for is probed in section (g).
         context: Context::new()
             .with("kms:ViaService", "secretsmanager.us-west-2.amazonaws.com")
-            .with("kms:CallerAccount", "111111111111"),
+            .with("kms:CallerAccount", "111111111111")
+            .with(MARKER_RESOURCE_TAG, "111111111111:us-east-1:app/db")
+            .with(MARKER_REQUEST_TAG, "111111111111:us-east-1:app/db"),
     };
     evaluate(&[&p], &r).allowed()
 }
+
+const MARKER_RESOURCE_TAG: &str = "secretsmanager:ResourceTag/secret-replicator:source";
+const MARKER_REQUEST_TAG: &str = "aws:RequestTag/secret-replicator:source";
 
 const SM_WRITES: [&str; 8] = [
     "secretsmanager:CreateSecret",
@@ -1874,4 +1881,238 @@ fn the_iam_examples_are_consistent_with_each_other_and_the_template() {
         stack.outputs.contains_key("FunctionRoleArn"),
         "the template outputs the role the destination trusts name"
     );
+}
+
+// ---- (g) the destination writes only what it owns (SPEC §11) ------------------------------------
+
+/// The writes SPEC §11 allows only where the marker tag exists on the secret, with the context a
+/// well-formed call of the replicator carries for each (the replicator never forces a deletion,
+/// always blocks public policies, never overwrites a replica).
+const MARKED_ONLY: &[(&str, &[(&str, &str)])] = &[
+    ("secretsmanager:PutSecretValue", &[]),
+    ("secretsmanager:UpdateSecret", &[]),
+    ("secretsmanager:UpdateSecretVersionStage", &[]),
+    ("secretsmanager:UntagResource", &[]),
+    (
+        "secretsmanager:DeleteSecret",
+        &[("secretsmanager:ForceDeleteWithoutRecovery", "false")],
+    ),
+];
+/// Marker-conditioned unless adoption is allowed (SPEC §11: "Adoption lifts the marker condition
+/// on TagResource, RestoreSecret and GetSecretValue only").
+const ADOPTABLE: [&str; 3] = [
+    "secretsmanager:TagResource",
+    "secretsmanager:RestoreSecret",
+    "secretsmanager:GetSecretValue",
+];
+
+/// The writing role of each place SPEC §11's conditions apply to, for `adoption`,
+/// `policies` and `replicas` (the StackSet's parameters; the template has adoption only):
+/// (label, role policy, a destination secret ARN it may write, its account).
+fn writing_roles(adoption: bool, policies: bool, replicas: bool) -> Vec<(String, Policy, String)> {
+    let yes = |b: bool| if b { "true" } else { "false" };
+    let t = load_cfn(&root().join("iam/destination-role.yaml"));
+    let params = [
+        ("SourceAccountId", "111111111111"),
+        ("ExternalId", "4f1c0b6e9d2a7c3b5e8f4f1c"),
+        ("SecretNamePrefix", "dr/"),
+        ("AllowAdoption", yes(adoption)),
+        ("ManageResourcePolicies", yes(policies)),
+        ("ManageReplicaRegions", yes(replicas)),
+    ];
+    let dest = resolve_in(&t, &params, "222222222222", "us-west-2");
+    let mut out = vec![(
+        format!("iam/destination-role.yaml {params:?}"),
+        Policy::new(
+            "DestinationRole",
+            Kind::Identity,
+            &policies::role_statements(&dest, "DestinationRole"),
+        ),
+        "arn:aws:secretsmanager:eu-west-1:222222222222:secret:dr/app/db-AbCdEf".to_string(),
+    )];
+    if !policies && !replicas {
+        let mut params: Vec<(&str, &str)> = MAXIMAL.to_vec();
+        params.push(("AllowAdoption", yes(adoption)));
+        let stack = resolve(&template(), &params);
+        out.push((
+            format!("template.yaml MAXIMAL, AllowAdoption={adoption}"),
+            Policy::new(
+                "FunctionRole",
+                Kind::Identity,
+                &policies::role_statements(&stack, "FunctionRole"),
+            ),
+            "arn:aws:secretsmanager:us-west-2:111111111111:secret:dr/app/db-AbCdEf".to_string(),
+        ));
+    }
+    out
+}
+
+fn asks(policy: &Policy, action: &str, resource: &str, keys: &[(&str, &str)]) -> bool {
+    let caller = Caller::session(FUNCTION_ROLE_ARN, "secret-replicator");
+    let mut context = common::iam::global_context(&caller, "us-west-2");
+    for (k, v) in keys {
+        context = context.with(k, v);
+    }
+    evaluate(
+        &[policy],
+        &Request {
+            caller,
+            action: action.into(),
+            resource: resource.into(),
+            context,
+        },
+    )
+    .allowed()
+}
+
+const MARKED: (&str, &str) = (MARKER_RESOURCE_TAG, "111111111111:us-east-1:app/db");
+
+#[test]
+fn writes_reads_and_deletes_need_the_marker_on_the_secret_and_describe_never_does() {
+    for adoption in [false, true] {
+        for (label, p, secret) in writing_roles(adoption, false, false) {
+            for (action, keys) in MARKED_ONLY {
+                let mut with = keys.to_vec();
+                with.push(MARKED);
+                assert!(
+                    asks(&p, action, &secret, &with),
+                    "{label}: {action} on a marked secret"
+                );
+                assert!(
+                    !asks(&p, action, &secret, keys),
+                    "{label}: {action} on an unmarked one"
+                );
+                // Whatever the request asks to tag: the resource's tag decides.
+                let mut requested = keys.to_vec();
+                requested.push((MARKER_REQUEST_TAG, "x"));
+                assert!(!asks(&p, action, &secret, &requested), "{label}: {action}");
+            }
+            for action in ADOPTABLE {
+                assert!(asks(&p, action, &secret, &[MARKED]), "{label}: {action}");
+                assert_eq!(
+                    asks(&p, action, &secret, &[]),
+                    adoption,
+                    "{label}: {action} on an unmarked secret, adoption {adoption}"
+                );
+                // TagResource is never allowed on aws:RequestTag alone.
+                assert_eq!(
+                    asks(&p, action, &secret, &[(MARKER_REQUEST_TAG, "x")]),
+                    adoption,
+                    "{label}: {action} with the marker only in the request"
+                );
+            }
+            // The ownership check sees absent and foreign secrets as such.
+            assert!(
+                asks(&p, "secretsmanager:DescribeSecret", &secret, &[]),
+                "{label}"
+            );
+            assert!(asks(&p, "secretsmanager:ListSecrets", "*", &[]), "{label}");
+            // Deletion only with a recovery window; the key may be absent (a default window).
+            let delete = "secretsmanager:DeleteSecret";
+            let forced = [
+                MARKED,
+                ("secretsmanager:ForceDeleteWithoutRecovery", "true"),
+            ];
+            assert!(!asks(&p, delete, &secret, &forced), "{label}");
+            assert!(asks(&p, delete, &secret, &[MARKED]), "{label}");
+            // Policies and replicas only when asked for (the StackSet's parameters).
+            for action in [
+                "secretsmanager:PutResourcePolicy",
+                "secretsmanager:GetResourcePolicy",
+                "secretsmanager:ReplicateSecretToRegions",
+                "secretsmanager:RemoveRegionsFromReplication",
+            ] {
+                let all = [
+                    MARKED,
+                    ("secretsmanager:BlockPublicPolicy", "true"),
+                    ("secretsmanager:ForceOverwriteReplicaSecret", "false"),
+                ];
+                assert!(
+                    !asks(&p, action, &secret, &all),
+                    "{label}: {action} not asked for"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn create_needs_the_marker_in_the_request_and_its_implied_tag_resource_is_covered() {
+    for adoption in [false, true] {
+        for (label, p, secret) in writing_roles(adoption, false, false) {
+            let create = "secretsmanager:CreateSecret";
+            assert!(
+                asks(&p, create, &secret, &[(MARKER_REQUEST_TAG, "a:b:c")]),
+                "{label}"
+            );
+            assert!(
+                !asks(&p, create, &secret, &[]),
+                "{label}: no marker requested"
+            );
+            assert!(
+                !asks(&p, create, &secret, &[("aws:RequestTag/team", "x")]),
+                "{label}: other tags only"
+            );
+            // CreateSecret with Tags also asks TagResource of the new secret; its resource tags
+            // are the request's (AWS's IAM ABAC tutorial; documentation only).
+            let on_create = [
+                (MARKER_REQUEST_TAG, "a:b:c"),
+                (MARKER_RESOURCE_TAG, "a:b:c"),
+            ];
+            assert!(
+                asks(&p, "secretsmanager:TagResource", &secret, &on_create),
+                "{label}"
+            );
+        }
+    }
+}
+
+#[test]
+fn policies_and_replicas_when_asked_for_never_public_never_overwriting() {
+    for (label, p, secret) in writing_roles(false, true, true) {
+        let put = "secretsmanager:PutResourcePolicy";
+        let blocked = ("secretsmanager:BlockPublicPolicy", "true");
+        assert!(asks(&p, put, &secret, &[MARKED, blocked]), "{label}");
+        assert!(
+            !asks(&p, put, &secret, &[MARKED]),
+            "{label}: without BlockPublicPolicy"
+        );
+        assert!(
+            !asks(
+                &p,
+                put,
+                &secret,
+                &[MARKED, ("secretsmanager:BlockPublicPolicy", "false")]
+            ),
+            "{label}"
+        );
+        assert!(!asks(&p, put, &secret, &[blocked]), "{label}: unmarked");
+        let get = "secretsmanager:GetResourcePolicy";
+        assert!(asks(&p, get, &secret, &[MARKED]), "{label}");
+        assert!(!asks(&p, get, &secret, &[]), "{label}: unmarked");
+        let replicate = "secretsmanager:ReplicateSecretToRegions";
+        let keep = ("secretsmanager:ForceOverwriteReplicaSecret", "false");
+        assert!(asks(&p, replicate, &secret, &[MARKED, keep]), "{label}");
+        assert!(
+            !asks(
+                &p,
+                replicate,
+                &secret,
+                &[
+                    MARKED,
+                    ("secretsmanager:ForceOverwriteReplicaSecret", "true")
+                ]
+            ),
+            "{label}: overwriting"
+        );
+        assert!(!asks(&p, replicate, &secret, &[keep]), "{label}: unmarked");
+        let remove = "secretsmanager:RemoveRegionsFromReplication";
+        assert!(asks(&p, remove, &secret, &[MARKED]), "{label}");
+        assert!(!asks(&p, remove, &secret, &[]), "{label}: unmarked");
+        // Adoption stays off: the marker still guards TagResource.
+        assert!(
+            !asks(&p, "secretsmanager:TagResource", &secret, &[]),
+            "{label}"
+        );
+    }
 }

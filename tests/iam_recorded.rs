@@ -188,6 +188,33 @@ fn implied_kms_actions(action: &str) -> &'static [&'static str] {
     }
 }
 
+/// CreateSecret with `Tags` also needs `secretsmanager:TagResource` (the Secrets Manager API
+/// reference, CreateSecret: "To add tags to the secret, you must also have
+/// secretsmanager:TagResource"). IAM asks it of the secret being created, whose resource tags
+/// are then the request's tags: AWS's IAM ABAC tutorial shows a `ResourceTag` condition met on
+/// create by the request's own tags (documentation only: README, "AWS as documented"). So the
+/// implied request carries `secretsmanager:ResourceTag/<key>` for each `aws:RequestTag/<key>` of
+/// the call, beside the call's own keys.
+fn implied_tag_resource(call: &Call, context: &Context) -> Option<(String, Context)> {
+    if !call
+        .action
+        .eq_ignore_ascii_case("secretsmanager:CreateSecret")
+    {
+        return None;
+    }
+    let mut implied = context.clone();
+    let mut tagged = false;
+    for (key, value) in &call.context {
+        let Some(tag) = key.strip_prefix("aws:RequestTag/") else {
+            continue;
+        };
+        let value = value.as_str().unwrap_or_else(|| panic!("{key}: {value}"));
+        implied = implied.with(&format!("secretsmanager:ResourceTag/{tag}"), value);
+        tagged = true;
+    }
+    tagged.then(|| ("secretsmanager:TagResource".to_string(), implied))
+}
+
 /// The outcome over a set of recordings.
 #[derive(Debug, Default)]
 struct Checked {
@@ -279,6 +306,21 @@ fn check(calls: &[Recorded]) -> Checked {
                         &identity,
                         &direct,
                         "",
+                        &mut problems,
+                        &mut out.used,
+                    );
+                }
+                if let Some(implied) = implied_tag_resource(call, &context) {
+                    decide(
+                        &mut roles,
+                        &identity,
+                        &Request {
+                            caller: caller.clone(),
+                            action: implied.0,
+                            resource: call.resource.clone(),
+                            context: implied.1,
+                        },
+                        "implied secretsmanager:TagResource (CreateSecret with tags)",
                         &mut problems,
                         &mut out.used,
                     );
@@ -566,6 +608,25 @@ fn with(mut call: Value, key: &str, value: Value) -> Value {
     call
 }
 
+/// The marker tag's value the replicator writes (`<account>:<region>:<name>` of the source).
+const MARKER: &str = "123456789012:us-east-1:app/db";
+
+/// A call on a secret that carries the marker tag, as the launcher records it
+/// (`secretsmanager:ResourceTag/secret-replicator:source`).
+fn marked(call: Value) -> Value {
+    let mut call = call;
+    call["context"]["secretsmanager:ResourceTag/secret-replicator:source"] = json!(MARKER);
+    call
+}
+
+/// A CreateSecret that carries the marker tag in its request, as the launcher records it.
+fn creating(call: Value) -> Value {
+    let mut call = call;
+    call["context"]["aws:RequestTag/secret-replicator:source"] = json!(MARKER);
+    call["context"]["aws:TagKeys"] = json!(["secret-replicator:source"]);
+    call
+}
+
 fn assume_role(external_id: Option<&str>) -> Value {
     let mut context = json!({"sts:RoleSessionName": "secret-replicator"});
     if let Some(id) = external_id {
@@ -604,18 +665,30 @@ fn realistic() -> Vec<(&'static str, Vec<Value>)> {
                 by_function("us-west-2", "kms:DescribeKey", SOURCE_KEY),
                 by_function("us-west-2", "secretsmanager:DescribeSecret", west),
                 with(
-                    by_function("us-west-2", "secretsmanager:CreateSecret", west),
+                    creating(by_function(
+                        "us-west-2",
+                        "secretsmanager:CreateSecret",
+                        west,
+                    )),
                     "kms_keys",
                     json!([SOURCE_KEY]),
                 ),
                 by_function("us-east-1", "secretsmanager:DescribeSecret", src),
                 with(
-                    by_function("us-west-2", "secretsmanager:GetSecretValue", west),
+                    marked(by_function(
+                        "us-west-2",
+                        "secretsmanager:GetSecretValue",
+                        west,
+                    )),
                     "kms_keys",
                     json!([SOURCE_KEY]),
                 ),
                 with(
-                    by_function("us-west-2", "secretsmanager:UpdateSecret", west),
+                    marked(by_function(
+                        "us-west-2",
+                        "secretsmanager:UpdateSecret",
+                        west,
+                    )),
                     "kms_keys",
                     json!([SOURCE_KEY]),
                 ),
@@ -629,12 +702,20 @@ fn realistic() -> Vec<(&'static str, Vec<Value>)> {
                 by_destination("eu-west-1", "secretsmanager:DescribeSecret", xacct),
                 by_destination("eu-west-1", "kms:DescribeKey", DEST_KEY),
                 with(
-                    by_destination("eu-west-1", "secretsmanager:CreateSecret", xacct),
+                    creating(by_destination(
+                        "eu-west-1",
+                        "secretsmanager:CreateSecret",
+                        xacct,
+                    )),
                     "kms_keys",
                     json!([DEST_KEY]),
                 ),
                 with(
-                    by_destination("eu-west-1", "secretsmanager:PutSecretValue", xacct),
+                    marked(by_destination(
+                        "eu-west-1",
+                        "secretsmanager:PutSecretValue",
+                        xacct,
+                    )),
                     "kms_keys",
                     json!([DEST_KEY]),
                 ),
@@ -645,8 +726,19 @@ fn realistic() -> Vec<(&'static str, Vec<Value>)> {
             vec![
                 by_function("us-east-1", "secretsmanager:ListSecrets", "*"),
                 by_function("us-west-2", "secretsmanager:ListSecrets", "*"),
-                by_function("us-west-2", "secretsmanager:TagResource", west),
-                by_function("us-west-2", "secretsmanager:DeleteSecret", west),
+                marked(by_function("us-west-2", "secretsmanager:TagResource", west)),
+                with(
+                    marked(by_function(
+                        "us-west-2",
+                        "secretsmanager:DeleteSecret",
+                        west,
+                    )),
+                    "context",
+                    json!({
+                        "secretsmanager:ResourceTag/secret-replicator:source": MARKER,
+                        "secretsmanager:ForceDeleteWithoutRecovery": "false"
+                    }),
+                ),
                 by_function("us-east-1", "sts:GetCallerIdentity", "*"),
             ],
         ),
@@ -692,8 +784,13 @@ fn realistic_recordings_are_allowed_and_say_which_permissions_they_used() {
         // Both statements that allow a call are credited with it.
         grant(
             "FunctionRole",
-            "WriteSameAccountDestinations",
+            "TagRestoreReadSameAccountForAdoption",
             "secretsmanager:GetSecretValue",
+        ),
+        grant(
+            "FunctionRole",
+            "CreateSameAccountOnlyMarked",
+            "secretsmanager:CreateSecret",
         ),
         grant(
             "FunctionRole",
@@ -718,8 +815,20 @@ fn realistic_recordings_are_allowed_and_say_which_permissions_they_used() {
         ),
         grant(
             "DestinationRole",
-            "WriteDestinations",
+            "CreateOnlyMarked",
             "secretsmanager:CreateSecret",
+        ),
+        // CreateSecret with tags also needs TagResource, which the marker-conditioned
+        // statement grants (the request's tags are the new secret's).
+        grant(
+            "DestinationRole",
+            "TagRestoreReadOnlyMarked",
+            "secretsmanager:TagResource",
+        ),
+        grant(
+            "DestinationRole",
+            "WriteOnlyMarked",
+            "secretsmanager:PutSecretValue",
         ),
         grant(
             "DestinationRole",
@@ -813,7 +922,53 @@ fn a_call_the_policies_do_not_allow_is_a_finding_that_names_the_statement_and_co
                 "secretsmanager:PutSecretValue",
                 "arn:aws:secretsmanager:eu-west-1:222233334444:secret:x-AbCdEf",
             ),
-            &["FunctionRole [WriteSameAccountDestinations]: Resource"],
+            &["FunctionRole [WriteSameAccountOnlyMarked]: Resource"],
+        ),
+        (
+            "a destination write to a secret without the marker",
+            by_destination(
+                "eu-west-1",
+                "secretsmanager:PutSecretValue",
+                "arn:aws:secretsmanager:eu-west-1:222233334444:secret:x-AbCdEf",
+            ),
+            &[
+                "DestinationRole [WriteOnlyMarked]: condition Null",
+                "the request's secretsmanager:ResourceTag/secret-replicator:source is absent",
+            ],
+        ),
+        (
+            "a destination create without the marker in its request",
+            by_destination(
+                "eu-west-1",
+                "secretsmanager:CreateSecret",
+                "arn:aws:secretsmanager:eu-west-1:222233334444:secret:x-AbCdEf",
+            ),
+            &["DestinationRole [CreateOnlyMarked]: condition Null"],
+        ),
+        (
+            "a destination TagResource that only requests the marker",
+            creating(by_destination(
+                "eu-west-1",
+                "secretsmanager:TagResource",
+                "arn:aws:secretsmanager:eu-west-1:222233334444:secret:x-AbCdEf",
+            )),
+            &["DestinationRole [TagRestoreReadOnlyMarked]: condition Null"],
+        ),
+        (
+            "a forced deletion of a marked destination",
+            with(
+                marked(by_destination(
+                    "eu-west-1",
+                    "secretsmanager:DeleteSecret",
+                    "arn:aws:secretsmanager:eu-west-1:222233334444:secret:x-AbCdEf",
+                )),
+                "context",
+                json!({
+                    "secretsmanager:ResourceTag/secret-replicator:source": MARKER,
+                    "secretsmanager:ForceDeleteWithoutRecovery": "true"
+                }),
+            ),
+            &["DestinationRole [DeleteOnlyMarkedWithRecovery]: condition BoolIfExists"],
         ),
         (
             "AssumeRole into a role nobody approved",

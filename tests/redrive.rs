@@ -233,10 +233,12 @@ async fn an_sqs_batch_answers_only_the_messages_that_failed() {
         .map(|r| r["messageId"].as_str().expect("id").to_string())
         .collect();
     // The fixture: a failed PutSecretValue event (replicates now), an `all` run's record
-    // (acknowledged), a body that is not a failure record (fails).
+    // (acknowledged), and a manual payload that is not a failure record: a body is recognised by
+    // its own shape (the function is told no queue ARN), so it is handled as the manual payload
+    // it is, and replicates too.
     let (ok, answer) = view(a.answer(&batch, &invoked()).await);
     assert!(ok, "never a Lambda error: {answer}");
-    assert_eq!(failed_ids(&answer), [ids[2].clone()]);
+    assert_eq!(failed_ids(&answer), Vec::<String>::new(), "{ids:?}");
     assert_eq!(
         s.value(ACCOUNT, "us-west-2", COPY).as_deref(),
         Some("the value")
@@ -342,6 +344,123 @@ async fn messages_not_started_before_the_cutoff_stay_on_the_queue() {
     assert!(s.value(ACCOUNT, "us-west-2", COPY).is_none());
 }
 
+// ---- the events queue (SPEC §5, §7 "Event invocations") -----------------------------------------
+//
+// `sqs-events-queue-batch.json`: the SQS envelope of AWS's "Example Amazon SQS message event
+// (standard queue)" (Lambda Developer Guide, "Using Lambda with Amazon SQS",
+// https://docs.aws.amazon.com/lambda/latest/dg/with-sqs.html: its first two message ids,
+// receipt handle, SenderId and md5OfBody), the queue ARN renamed to the template's events queue;
+// its bodies are the real-shaped EventBridge events of `tests/fixtures/events/` (copies of
+// `/work/shared/events/`, whose README says where each shape comes from) as EventBridge writes a
+// matched event to an SQS target: the event itself, as the body's JSON text.
+
+/// The events-queue batch with each body's secret renamed (`None`: left as recorded).
+fn events_batch(names: [Option<&str>; 3]) -> Value {
+    let mut batch = fixture("sqs-events-queue-batch");
+    for (i, name) in names.into_iter().enumerate() {
+        let Some(name) = name else { continue };
+        let record = &mut batch["Records"][i];
+        let text = record["body"].as_str().expect("a body").to_string();
+        let body = text.replace("prod/payments/db", name);
+        record["body"] = json!(body);
+    }
+    batch
+}
+
+fn message_ids(batch: &Value) -> Vec<String> {
+    batch["Records"]
+        .as_array()
+        .expect("records")
+        .iter()
+        .map(|r| r["messageId"].as_str().expect("id").to_string())
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_events_queue_batch_of_real_events_is_handled_as_events() {
+    let s = world();
+    let a = app(&s).await;
+    let batch = events_batch([None, None, None]);
+    let (ok, answer) = view(a.answer(&batch, &invoked()).await);
+    assert!(ok, "never a Lambda error: {answer}");
+    assert_eq!(failed_ids(&answer), Vec::<String>::new());
+    assert_eq!(
+        s.value(ACCOUNT, "us-west-2", COPY).as_deref(),
+        Some("the value")
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_events_queue_batch_lists_exactly_the_event_whose_destination_failed() {
+    let s = world();
+    for name in ["prod/payments/cache", "prod/payments/api"] {
+        s.seed(
+            "us-east-1",
+            name,
+            "00000000-0000-4000-8000-0000000000a1",
+            name,
+        );
+    }
+    // Someone else's secret where the second event's copy would go: DestinationConflict.
+    s.seed(
+        "us-west-2",
+        "dr/prod/payments/cache",
+        "00000000-0000-4000-8000-0000000000b1",
+        "not ours",
+    );
+    let a = app(&s).await;
+    let batch = events_batch([None, Some("prod/payments/cache"), Some("prod/payments/api")]);
+    let ids = message_ids(&batch);
+    let (ok, answer) = view(a.answer(&batch, &invoked()).await);
+    assert!(ok, "never a Lambda error: {answer}");
+    assert_eq!(failed_ids(&answer), [ids[1].clone()]);
+    assert_eq!(
+        s.value(ACCOUNT, "us-west-2", COPY).as_deref(),
+        Some("the value")
+    );
+    assert_eq!(
+        s.value(ACCOUNT, "us-west-2", "dr/prod/payments/api")
+            .as_deref(),
+        Some("prod/payments/api")
+    );
+    assert_eq!(
+        s.value(ACCOUNT, "us-west-2", "dr/prod/payments/cache")
+            .as_deref(),
+        Some("not ours")
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_events_queue_batch_lists_every_message_under_an_invalid_configuration() {
+    let batch = fixture("sqs-events-queue-batch");
+    let invalid = Error::InvalidConfig("REPLICATOR_CONFIG: rules: expected a list".into());
+    let (ok, answer) = view(cannot_work(&invalid, &batch));
+    assert!(ok, "{answer}");
+    assert_eq!(failed_ids(&answer), message_ids(&batch));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_manual_payload_in_an_events_queue_message_runs_and_fails_only_its_message() {
+    let s = world();
+    let a = app(&s).await;
+    let template = fixture("sqs-events-queue-batch")["Records"][0].clone();
+    let mut ok_record = template.clone();
+    ok_record["messageId"] = json!("m-manual");
+    ok_record["body"] = json!(fixture("manual-one").to_string());
+    let mut bad = template;
+    bad["messageId"] = json!("m-manual-missing");
+    bad["body"] =
+        json!(json!({"source": "manual", "secretId": "prod/payments/missing"}).to_string());
+    let batch = json!({"Records": [ok_record, bad]});
+    let (ok, answer) = view(a.answer(&batch, &invoked()).await);
+    assert!(ok, "{answer}");
+    assert_eq!(failed_ids(&answer), ["m-manual-missing"]);
+    assert_eq!(
+        s.value(ACCOUNT, "us-west-2", COPY).as_deref(),
+        Some("the value")
+    );
+}
+
 // ---- through the real binary -------------------------------------------------------------------
 
 mod binary {
@@ -440,20 +559,69 @@ mod binary {
         }
     }
 
+    /// An events-queue message carrying `body`, as Lambda delivers it from the events queue.
+    fn queued(id: &str, body: &Value) -> Value {
+        let mut r = fixture("sqs-events-queue-batch")["Records"][0].clone();
+        r["messageId"] = json!(id);
+        r["body"] = json!(body.to_string());
+        r
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn an_events_queue_batch_fails_only_the_event_whose_destination_failed() {
+        let moto = Moto::start();
+        let source = sm(&moto.endpoint(), REGION).await;
+        let a = seed_secret(&source, "app/a", "value-a").await;
+        let b = seed_secret(&source, "app/b", "value-b").await;
+        let c = seed_secret(&source, "app/c", "value-c").await;
+        let west = sm(&moto.endpoint(), "us-west-2").await;
+        // Someone else's secret where app/b's copy would go: DestinationConflict, 409.
+        seed_secret(&west, "dr/app/b", "not ours").await;
+        let rt = FakeRuntime::start();
+        let _f = start(&rt, &moto.endpoint(), CONFIG);
+
+        let batch = json!({"Records": [
+            queued("m-a", &put_event(&a)),
+            queued("m-b", &put_event(&b)),
+            queued("m-c", &put_event(&c)),
+            queued("m-manual", &json!({"source": "manual", "secretId": "app/a"})),
+        ]});
+        let answer = response(&rt, &batch);
+        assert_eq!(failed_ids(&answer), ["m-b"]);
+        for (name, value) in [
+            ("dr/app/a", "value-a"),
+            ("dr/app/c", "value-c"),
+            ("dr/app/b", "not ours"),
+        ] {
+            assert_eq!(
+                super::common::app::current(&west, name).await.as_deref(),
+                Some(value),
+                "{name}"
+            );
+        }
+
+        // The direct (asynchronous) path is unchanged: the same failing event invoked on its
+        // own is a Lambda error, for Lambda's retries and the on-failure destination.
+        let id = rt.push(&put_event(&b));
+        match rt.answer(&id, Duration::from_secs(30)) {
+            Answer::Error { body, .. } => {
+                let error: Value = serde_json::from_str(&body).expect("JSON");
+                assert_eq!(error["errorType"], "DestinationConflict", "{body}");
+            }
+            other => panic!("a failed event invoked directly is an error: {other:?}"),
+        }
+    }
+
     #[tokio::test(flavor = "multi_thread")]
     async fn an_invalid_configuration_still_answers_an_sqs_batch() {
         let moto = Moto::start();
         let rt = FakeRuntime::start();
         let _f = start(&rt, &moto.endpoint(), r#"{"rules": 1}"#);
-        let batch = fixture("sqs-failure-queue-batch");
-        let answer = response(&rt, &batch);
-        let all: Vec<String> = batch["Records"]
-            .as_array()
-            .expect("records")
-            .iter()
-            .map(|r| r["messageId"].as_str().expect("id").to_string())
-            .collect();
-        assert_eq!(failed_ids(&answer), all);
+        for queue in ["sqs-failure-queue-batch", "sqs-events-queue-batch"] {
+            let batch = fixture(queue);
+            let answer = response(&rt, &batch);
+            assert_eq!(failed_ids(&answer), super::message_ids(&batch), "{queue}");
+        }
     }
 
     #[tokio::test(flavor = "multi_thread")]

@@ -127,25 +127,31 @@ fn the_rules_refuse_zero_or_two_configuration_sources() {
 }
 
 #[test]
-fn reserved_concurrency_and_schedule_follow_their_parameters() {
+fn nothing_is_reserved_and_the_schedule_follows_its_parameter() {
     let t = template();
-    let s = resolve(&t, MINIMAL);
-    assert_eq!(
-        s.get("Function")["Properties"]["ReservedConcurrentExecutions"],
-        "2"
+    assert!(
+        t["Parameters"].get("ReservedConcurrency").is_none(),
+        "no reservation parameter: a reservation can fail in a new account (SPEC §11)"
     );
+    for (name, s) in scenarios() {
+        let f = &s.get("Function")["Properties"];
+        // Omitted, never 0 (which stops every invocation).
+        assert!(f.get("ReservedConcurrentExecutions").is_none(), "{name}");
+        // Lambda writes START and REPORT at INFO (SPEC §10).
+        assert_eq!(f["LoggingConfig"]["SystemLogLevel"], "INFO", "{name}");
+    }
+    let s = resolve(&t, MINIMAL);
     let env = |s: &Stack| s.get("Function")["Properties"]["Environment"]["Variables"].clone();
-    // Each container takes its share of the function-wide budget (SPEC §2): the containers are
-    // counted by the reservation...
-    assert_eq!(env(&s)["REPLICATOR_CONCURRENCY"], "2");
     assert_eq!(env(&s)["REPLICATOR_WRITE_TPS"], "25");
-    // The repair schedule is on by default (SPEC §6), without failOnError; its Timeout is a
-    // parameter (300 s by default) and the function may invoke itself, ARN and ARN:*, in a
-    // policy of its own.
+    // The repair schedule is on by default (SPEC §6), without failOnError, invoking the
+    // function directly (asynchronously); its Timeout is a parameter (300 s by default) and the
+    // function may invoke itself, ARN and ARN:*, in a policy of its own.
     let rule = &s.get("BackfillScheduleRule")["Properties"];
     assert_eq!(rule["ScheduleExpression"], "rate(1 day)");
+    assert_eq!(rule["Targets"][0]["Arn"], "<Function.Arn>");
     let input: Value = serde_json::from_str(rule["Targets"][0]["Input"].as_str().unwrap()).unwrap();
     assert_eq!(input, json!({"source": "manual", "all": true}));
+    assert!(s.resources.contains_key("BackfillSchedulePermission"));
     assert_eq!(s.get("Function")["Properties"]["Timeout"], "300");
     let continuation = &s.get("ContinuationPolicy")["Properties"];
     assert_eq!(continuation["Roles"], json!(["<FunctionRole>"]));
@@ -161,43 +167,105 @@ fn reserved_concurrency_and_schedule_follow_their_parameters() {
     );
     let no_schedule = resolve(&t, &[("DestRegion", "us-west-2"), ("BackfillSchedule", "")]);
     assert!(!no_schedule.resources.contains_key("BackfillScheduleRule"));
-    let s = resolve(&t, MAXIMAL);
-    assert!(
-        s.get("Function")["Properties"]
-            .get("ReservedConcurrentExecutions")
-            .is_none()
-    );
-    // ...or, without one, by the operator's promise.
-    assert_eq!(env(&s)["REPLICATOR_CONCURRENCY"], "10");
-    let s = resolve(
-        &t,
-        &[
-            ("DestRegion", "us-west-2"),
-            ("ReservedConcurrency", "0"),
-            ("MaxConcurrency", "4"),
-        ],
-    );
-    assert_eq!(env(&s)["REPLICATOR_CONCURRENCY"], "4");
-    // The settings the template passes are ones the function accepts.
-    for stack in [resolve(&t, MINIMAL), resolve(&t, MAXIMAL)] {
-        let vars = env(&stack);
-        let pairs: Vec<(&str, &str)> = vec![
-            ("DEST_REGION", "us-west-2"),
-            (
-                "REPLICATOR_WRITE_TPS",
-                vars["REPLICATOR_WRITE_TPS"].as_str().unwrap(),
-            ),
-            (
-                "REPLICATOR_CONCURRENCY",
-                vars["REPLICATOR_CONCURRENCY"].as_str().unwrap(),
-            ),
-        ];
-        let settings = secret_replicator::settings::Settings::from_env(
-            &secret_replicator::settings::Env::from_pairs(pairs),
-        )
-        .expect("the template's settings are valid");
-        assert!(settings.write_tps / f64::from(settings.concurrency) <= 25.0);
+}
+
+/// The number a resolved property holds (CloudFormation passes numbers as text too).
+fn number(v: &Value) -> u64 {
+    v.as_u64()
+        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+        .unwrap_or_else(|| panic!("not a number: {v}"))
+}
+
+/// The most containers that can run at once, counted from the resolved stack itself (SPEC §2):
+/// every SQS mapping's MaximumConcurrency, plus one per scheduled rule that starts an `all`
+/// chain.
+fn containers_by_caps(stack: &Stack) -> u64 {
+    let mappings: u64 = stack
+        .of_type("AWS::Lambda::EventSourceMapping")
+        .iter()
+        .map(|(name, m)| {
+            let cap = &m["Properties"]["ScalingConfig"]["MaximumConcurrency"];
+            assert!(!cap.is_null(), "{name}: a mapping without a cap");
+            number(cap)
+        })
+        .sum();
+    let chains = stack
+        .of_type("AWS::Events::Rule")
+        .iter()
+        .filter(|(_, r)| r["Properties"].get("ScheduleExpression").is_some())
+        .flat_map(|(_, r)| {
+            r["Properties"]["Targets"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .filter(|target| {
+            target["Input"]
+                .as_str()
+                .is_some_and(|i| serde_json::from_str::<Value>(i).is_ok_and(|p| p["all"] == true))
+        })
+        .count() as u64;
+    mappings + chains
+}
+
+#[test]
+fn the_events_mapping_caps_concurrency_and_replicator_concurrency_adds_up_every_cap() {
+    let t = template();
+    // The default: events cap 5 + the daily repair chain = 6; the redrive mapping is off.
+    let s = resolve(&t, MINIMAL);
+    let mapping = &s.get("EventsQueueMapping")["Properties"];
+    assert_eq!(mapping["EventSourceArn"], "<EventsQueue.Arn>");
+    assert_eq!(number(&mapping["ScalingConfig"]["MaximumConcurrency"]), 5);
+    let env = |s: &Stack| s.get("Function")["Properties"]["Environment"]["Variables"].clone();
+    assert_eq!(env(&s)["REPLICATOR_CONCURRENCY"], "6");
+
+    // Every cap the parameter offers, with the redrive mapping and the schedule on and off: the
+    // value the function is told is the sum of the caps the stack holds.
+    let caps: Vec<String> = t["Parameters"]["MaxConcurrency"]["AllowedValues"]
+        .as_array()
+        .expect("MaxConcurrency is a list (the template adds by lookup)")
+        .iter()
+        .map(scalar_string)
+        .collect();
+    assert!(caps.contains(&scalar_string(
+        &t["Parameters"]["MaxConcurrency"]["Default"]
+    )));
+    for cap in &caps {
+        let c: u64 = cap.parse().unwrap();
+        // SQS mappings accept 2..=1000; the sum must stay a valid REPLICATOR_CONCURRENCY.
+        assert!((2..=1000).contains(&c), "{cap}");
+        for redrive in ["false", "true"] {
+            for schedule in ["rate(1 day)", ""] {
+                let params = [
+                    ("DestRegion", "us-west-2"),
+                    ("MaxConcurrency", cap.as_str()),
+                    ("RedriveFailureQueue", redrive),
+                    ("BackfillSchedule", schedule),
+                ];
+                let s = resolve(&t, &params);
+                let told = number(&env(&s)["REPLICATOR_CONCURRENCY"]);
+                let expected =
+                    c + if redrive == "true" { 2 } else { 0 } + u64::from(!schedule.is_empty());
+                assert_eq!(told, expected, "{params:?}");
+                assert_eq!(told, containers_by_caps(&s), "{params:?}");
+                assert!(told <= 1000, "{params:?}");
+                let settings = secret_replicator::settings::Settings::from_env(
+                    &secret_replicator::settings::Env::from_pairs([
+                        ("DEST_REGION", "us-west-2"),
+                        ("REPLICATOR_CONCURRENCY", told.to_string().as_str()),
+                        ("REPLICATOR_WRITE_TPS", "25"),
+                    ]),
+                )
+                .expect("the template's settings are valid");
+                assert_eq!(u64::from(settings.concurrency), told);
+            }
+        }
     }
+}
+
+#[test]
+fn the_maximal_stack_keeps_its_schedule_and_alarm_mail() {
+    let t = template();
     let s = resolve(&t, MAXIMAL);
     let rule = &s.get("BackfillScheduleRule")["Properties"];
     assert_eq!(rule["ScheduleExpression"], "rate(1 day)");

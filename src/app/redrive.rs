@@ -128,10 +128,11 @@ impl<S: Stores> App<S> {
         self.handle_invoked(inner, &invoked).await
     }
 
-    /// An SQS batch: each message's record redriven in turn; the messages that failed (any
-    /// failed result or top-level error, whatever `failOnError` says; a body that is not a
-    /// failure record; a message not started before the cutoff, or still in flight at the
-    /// abandon point) are listed.
+    /// An SQS batch (SPEC §5): each message handled in turn, a failure record redriven and any
+    /// other body (an EventBridge event from the events queue, a manual payload) handled as the
+    /// payload it is; the messages that failed (any failed result or top-level error, whatever
+    /// `failOnError` says; a body that cannot be read; a message not started before the cutoff,
+    /// or still in flight at the abandon point) are listed.
     async fn batch(&self, event: &Value, invoked: &Invoked) -> BatchResponse {
         let messages = match redrive::messages(event) {
             Ok(m) => m,
@@ -157,8 +158,8 @@ impl<S: Stores> App<S> {
                     self.metrics.emit(&report, 0);
                     report
                 }
-                Ok(record) => {
-                    let run = Box::pin(self.redrive(record, invoked));
+                Ok(body) => {
+                    let run = Box::pin(self.message(body, invoked));
                     let done = match stops {
                         Some(s) => {
                             tokio::time::timeout_at(tokio::time::Instant::from_std(s.abandon), run)
@@ -185,13 +186,26 @@ impl<S: Stores> App<S> {
                 status_code = report.status_code,
                 failed = fails,
                 document = %report.to_json(),
-                "failure record redriven"
+                "SQS message handled"
             );
             if fails {
                 failed.push(m.message_id);
             }
         }
         BatchResponse::of(failed)
+    }
+}
+
+impl<S: Stores> App<S> {
+    /// One SQS message's body: a failure record is redriven (never continues); anything else is
+    /// handled as if it had been invoked with it, an `all` payload included (it continues as a
+    /// scheduled run does: the queue's message is then done, and the chain goes on by itself).
+    async fn message(&self, body: &Value, invoked: &Invoked) -> Result<Report, Failure> {
+        if redrive::is_failure_record(body) {
+            self.redrive(body, invoked).await
+        } else {
+            self.handle_invoked(body, invoked).await
+        }
     }
 }
 

@@ -1,6 +1,8 @@
-//! Redrive (SPEC §5): Lambda's failure records (what the on-failure queue holds) and the SQS
-//! batches that carry them when the template's redrive mapping is switched on. Pure: recognising
-//! and unwrapping only; the handler decides what each inner payload does.
+//! Redrive (SPEC §5): Lambda's failure records (what the on-failure queue holds), and the SQS
+//! batches Lambda delivers from the template's queues: the events queue (EventBridge events, or
+//! manual payloads sent to it) and, when switched on, the failure queue's redrive mapping
+//! (failure records). Pure: recognising and unwrapping only; the handler decides what each
+//! payload does.
 //!
 //! A failure record, as Lambda writes it for an asynchronous invocation that failed
 //! (<https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-retain-records.html>):
@@ -70,6 +72,17 @@ pub struct Message {
 /// limit. A record without a `messageId` cannot be reported
 /// failed (SQS would redeliver it anyway once its visibility timeout ends), so it is
 /// InvalidEvent for the batch.
+///
+/// A body is recognised by its own shape, wherever it comes from: the function is told no queue
+/// ARN (SPEC §2 fixes its environment), and each queue holds one kind of body. Lambda's
+/// on-failure destination writes failure records to the failure queue; EventBridge sends the
+/// matched event itself as the message body to an SQS target that sets no `Input`,
+/// `InputPath` or `InputTransformer` (EventBridge user guide, "Transforming target input"), and
+/// the template's rules set none. So a failure record (its three
+/// fields, [`is_failure_record`]) is redriven, and any other JSON object is a payload handled as
+/// if it had been invoked with it (an EventBridge event, or a manual payload an operator sent to
+/// the events queue); its parser refuses what is neither. An SQS event inside a message is
+/// refused here: a message is one payload, never a batch.
 pub fn messages(event: &Value) -> Result<Vec<Message>, Error> {
     let records = event
         .get("Records")
@@ -92,11 +105,16 @@ pub fn messages(event: &Value) -> Result<Vec<Message>, Error> {
                     "SQS message {i}: no \"body\" text"
                 ))),
                 Some(text) => read_payload(text).and_then(|v| {
-                    if is_failure_record(&v) {
+                    if is_sqs_event(&v) {
+                        Err(Error::InvalidEvent(format!(
+                            "SQS message {i}: the body is an SQS event, not one payload"
+                        )))
+                    } else if v.is_object() {
                         Ok(v)
                     } else {
                         Err(Error::InvalidEvent(format!(
-                            "SQS message {i}: the body is not a Lambda failure record"
+                            "SQS message {i}: the body is not a JSON object (an event, a manual \
+                             payload or a Lambda failure record)"
                         )))
                     }
                 }),
@@ -184,7 +202,7 @@ mod tests {
         let good = record(json!({"source": "manual", "secretId": "a"})).to_string();
         let event = json!({"Records": [
             {"eventSource": "aws:sqs", "messageId": "m1", "body": good},
-            {"eventSource": "aws:sqs", "messageId": "m2", "body": "{\"source\": \"manual\", \"secretId\": \"a\"}"},
+            {"eventSource": "aws:sqs", "messageId": "m2", "body": "[1, 2]"},
             {"eventSource": "aws:sqs", "messageId": "m3", "body": "not json"},
             {"eventSource": "aws:sqs", "messageId": "m4"},
             {"eventSource": "aws:sqs", "messageId": "m5", "body": format!("{}{}", "[".repeat(100), "]".repeat(100))},
@@ -194,7 +212,7 @@ mod tests {
         assert_eq!(m[0].message_id, "m1");
         assert!(m[0].body.is_ok());
         for (i, expected) in [
-            (1, "not a Lambda failure record"),
+            (1, "not a JSON object"),
             (2, "not valid JSON"),
             (3, "no \"body\""),
             (4, "deeper than the limit"),
@@ -204,6 +222,26 @@ mod tests {
             };
             assert!(why.contains(expected), "message {i}: {why}");
         }
+        // An EventBridge event or a manual payload is a body like a failure record; a batch
+        // inside a message is not.
+        let event = json!({"version": "0", "detail-type": "Secret Label Updated", "source": "aws.secretsmanager", "detail": {}}).to_string();
+        let manual = json!({"source": "manual", "secretId": "a"}).to_string();
+        let inner =
+            json!({"Records": [{"eventSource": "aws:sqs", "messageId": "x", "body": manual}]})
+                .to_string();
+        let m = messages(&json!({"Records": [
+            {"eventSource": "aws:sqs", "messageId": "e", "body": event},
+            {"eventSource": "aws:sqs", "messageId": "m", "body": manual},
+            {"eventSource": "aws:sqs", "messageId": "b", "body": inner},
+        ]}))
+        .unwrap();
+        assert!(m[0].body.as_ref().is_ok_and(|v| !is_failure_record(v)));
+        assert!(m[1].body.is_ok());
+        assert!(
+            matches!(&m[2].body, Err(Error::InvalidEvent(w)) if w.contains("an SQS event")),
+            "{:?}",
+            m[2].body
+        );
         let no_id = json!({"Records": [{"eventSource": "aws:sqs", "body": good}]});
         assert!(matches!(messages(&no_id), Err(Error::InvalidEvent(m)) if m.contains("messageId")));
     }

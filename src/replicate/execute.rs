@@ -112,6 +112,38 @@ impl<S: WriteSecrets + ManageSecrets> Executor<'_, S> {
         paced(self.state, self.at, self.retry, f).await
     }
 
+    /// A write step failed with `e`. An AccessDeniedException on a destination whose ownership
+    /// this container cached is looked into before it is reported (SPEC §11): the destination
+    /// role allows writes only where the marker tag exists
+    /// (`secretsmanager:ResourceTag/secret-replicator:source`, `iam/destination-role.yaml`), so
+    /// the secret may have changed hands since it was found owned: deleted (its name free
+    /// again), or its marker removed or replaced. The cached ownership is forgotten and the
+    /// destination observed once more with DescribeSecret and decided again: absent → create;
+    /// no marker or another marker → DestinationConflict (409); still ours → the same write,
+    /// which, denied again, is reported AccessDenied (the cache no longer vouches for it).
+    fn refused(
+        &self,
+        e: Error,
+        step: &Step,
+        completed: usize,
+        learned: Learned,
+    ) -> Result<Ran, Failure> {
+        if !(e.is_aws("AccessDeniedException") && self.state.is_owned(self.at)) {
+            return Err((step.action(), e));
+        }
+        self.state.set_owned(self.at, false);
+        tracing::warn!(destination = %self.name(),
+            "a write to a destination cached as owned was denied; looking at it again");
+        Ok(Ran::Raced {
+            completed,
+            learned: Learned {
+                rekeyed: learned.rekeyed,
+                ..Learned::default()
+            },
+            observe: true,
+        })
+    }
+
     fn name(&self) -> &str {
         self.want.name
     }
@@ -153,23 +185,26 @@ impl<S: WriteSecrets + ManageSecrets> Executor<'_, S> {
                     }
                 }
                 Step::Restore => {
-                    self.paced(|| self.store.restore(self.name()))
-                        .await
-                        .map_err(fail)?;
+                    if let Err(e) = self.paced(|| self.store.restore(self.name())).await {
+                        return self.refused(e, step, completed, learned);
+                    }
                     tracing::info!(destination = %self.name(), "restored destination scheduled for deletion");
                 }
                 Step::Adopt => {
                     let marker = [(MARKER_TAG.to_string(), self.want.marker.to_string())];
-                    self.paced(|| self.store.tag(self.name(), &marker))
-                        .await
-                        .map_err(fail)?;
+                    if let Err(e) = self.paced(|| self.store.tag(self.name(), &marker)).await {
+                        return self.refused(e, step, completed, learned);
+                    }
                     tracing::info!(destination = %self.name(), "adopted existing secret");
                 }
                 Step::SetKey => {
                     if let Some(key) = self.want.kms_key {
-                        self.paced(|| self.store.set_kms_key(self.name(), key))
+                        if let Err(e) = self
+                            .paced(|| self.store.set_kms_key(self.name(), key))
                             .await
-                            .map_err(fail)?;
+                        {
+                            return self.refused(e, step, completed, learned);
+                        }
                         learned.rekeyed = true;
                         tracing::info!(destination = %self.name(), "moved destination to the configured KMS key");
                     }
@@ -218,7 +253,7 @@ impl<S: WriteSecrets + ManageSecrets> Executor<'_, S> {
                             learned.exists = true;
                             return raced(learned, true);
                         }
-                        Err(e) => return Err(fail(e)),
+                        Err(e) => return self.refused(e, step, completed, learned),
                     }
                 }
                 Step::Label { from } => {
@@ -236,23 +271,26 @@ impl<S: WriteSecrets + ManageSecrets> Executor<'_, S> {
                             learned.token_exists = true;
                             return raced(learned, true);
                         }
-                        Err(e) => return Err(fail(e)),
+                        Err(e) => return self.refused(e, step, completed, learned),
                     }
                 }
                 Step::Untag(keys) => {
-                    self.paced(|| self.store.untag(self.name(), keys))
-                        .await
-                        .map_err(fail)?;
+                    if let Err(e) = self.paced(|| self.store.untag(self.name(), keys)).await {
+                        return self.refused(e, step, completed, learned);
+                    }
                 }
                 Step::Tag(tags) => {
-                    self.paced(|| self.store.tag(self.name(), tags))
-                        .await
-                        .map_err(fail)?;
+                    if let Err(e) = self.paced(|| self.store.tag(self.name(), tags)).await {
+                        return self.refused(e, step, completed, learned);
+                    }
                 }
                 Step::SetDescription(d) => {
-                    self.paced(|| self.store.set_description(self.name(), d))
+                    if let Err(e) = self
+                        .paced(|| self.store.set_description(self.name(), d))
                         .await
-                        .map_err(fail)?;
+                    {
+                        return self.refused(e, step, completed, learned);
+                    }
                 }
             }
         }

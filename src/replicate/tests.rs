@@ -1408,3 +1408,132 @@ async fn a_young_create_without_a_value_is_no_value_after_about_ten_seconds_of_r
         "{calls:?}"
     );
 }
+
+// ---- SPEC §11: a denied write to a destination cached as owned is looked at once more ----------
+//
+// The destination role allows writes only where `secretsmanager:ResourceTag/secret-replicator:source`
+// exists (`iam/destination-role.yaml`), so AWS answers AccessDeniedException, not
+// ResourceNotFoundException or a conflict, when the secret changed hands after this container
+// found it owned. The in-memory store is told to answer that code, as IAM would.
+
+/// A container that has written `dr/app/db` once (its ownership cached), and a new source
+/// version to replicate.
+async fn cached_owner(s: &MemoryStores, shared: &ContainerState, c: &Config) {
+    s.seed("us-east-1", "app/db", "v1", "one");
+    run(s, shared, c, "app/db").await;
+    s.seed("us-east-1", "app/db", "v2", "two");
+    s.calls();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_denied_write_to_a_cached_destination_deleted_since_creates_it_again() {
+    let s = stores();
+    let shared = fresh();
+    let c = config(WEST).await;
+    cached_owner(&s, &shared, &c).await;
+    // Deleted by hand (and the deletion window over): nothing carries the marker any more.
+    s.world
+        .lock()
+        .unwrap()
+        .secrets
+        .retain(|k, _| k.2 != "dr/app/db");
+    s.fail("PutSecretValue", "dr/app/db", "AccessDeniedException", 1);
+    let o = run(&s, &shared, &c, "app/db").await;
+    assert_eq!(
+        (o[0].status, o[0].action),
+        (Status::Replicated, Action::Create),
+        "{o:?}"
+    );
+    assert_eq!(
+        writes(&s.calls()),
+        ["PutSecretValue dr/app/db", "CreateSecret dr/app/db"]
+    );
+    assert_eq!(
+        s.value(OWN, "us-west-2", "dr/app/db").as_deref(),
+        Some("two")
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_denied_write_to_a_cached_destination_whose_marker_is_gone_or_foreign_is_a_conflict() {
+    for marker in [None, Some("999999999999:us-east-1:app/db")] {
+        let s = stores();
+        let shared = fresh();
+        let c = config(WEST).await;
+        cached_owner(&s, &shared, &c).await;
+        s.edit(OWN, "us-west-2", "dr/app/db", |d| {
+            d.tags.retain(|(k, _)| k != MARKER_TAG);
+            if let Some(m) = marker {
+                d.tags.push((MARKER_TAG.into(), m.into()));
+            }
+        });
+        s.fail("PutSecretValue", "dr/app/db", "AccessDeniedException", 1);
+        let o = run(&s, &shared, &c, "app/db").await;
+        assert_eq!(o[0].status, Status::Failed, "{marker:?}: {o:?}");
+        assert_eq!(o[0].status_code, 409, "{marker:?}: {o:?}");
+        assert_eq!(
+            o[0].error.as_ref().unwrap().kind,
+            ErrorKind::DestinationConflict
+        );
+        let calls = s.calls();
+        assert_eq!(
+            calls
+                .iter()
+                .filter(|c| c.starts_with("DescribeSecret dr/app/db"))
+                .count(),
+            1,
+            "{marker:?}: observed once more: {calls:?}"
+        );
+        assert_eq!(writes(&calls), ["PutSecretValue dr/app/db"], "{marker:?}");
+        assert_eq!(
+            s.value(OWN, "us-west-2", "dr/app/db").as_deref(),
+            Some("one"),
+            "{marker:?}: never written"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_denied_write_to_a_destination_still_ours_is_access_denied_after_one_look() {
+    let s = stores();
+    let shared = fresh();
+    let c = config(WEST).await;
+    cached_owner(&s, &shared, &c).await;
+    s.fail("PutSecretValue", "dr/app/db", "AccessDeniedException", 5);
+    let o = run(&s, &shared, &c, "app/db").await;
+    assert_eq!(o[0].status, Status::Failed, "{o:?}");
+    assert_eq!(o[0].status_code, 403);
+    assert_eq!(o[0].error.as_ref().unwrap().kind, ErrorKind::AccessDenied);
+    let calls = s.calls();
+    assert_eq!(
+        calls
+            .iter()
+            .filter(|c| c.starts_with("DescribeSecret dr/app/db"))
+            .count(),
+        1,
+        "{calls:?}"
+    );
+    assert_eq!(
+        writes(&calls),
+        ["PutSecretValue dr/app/db", "PutSecretValue dr/app/db"],
+        "the write once more after the look, then reported"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_denied_write_without_cached_ownership_is_reported_at_once() {
+    let s = stores();
+    let shared = fresh();
+    let c = config(WEST).await;
+    s.seed("us-east-1", "app/db", "v1", "one");
+    s.seed("us-west-2", "dr/app/db", "x", "old");
+    s.edit(OWN, "us-west-2", "dr/app/db", |d| {
+        d.tags
+            .push((MARKER_TAG.into(), "111122223333:us-east-1:app/db".into()))
+    });
+    s.fail("PutSecretValue", "dr/app/db", "AccessDeniedException", 5);
+    let o = run(&s, &shared, &c, "app/db").await;
+    assert_eq!(o[0].error.as_ref().unwrap().kind, ErrorKind::AccessDenied);
+    let calls = s.calls();
+    assert_eq!(writes(&calls), ["PutSecretValue dr/app/db"], "{calls:?}");
+}

@@ -1,6 +1,7 @@
 //! A small CloudFormation evaluator for the tests: loads `template.yaml` and `iam/*.yaml` (short
 //! tags in their long form) and resolves them for concrete parameter values (conditions, `Fn::If`,
-//! `Ref`, `Fn::Sub`, `Fn::Join`, `Fn::Split`, `Fn::Select`, `AWS::NoValue`, rules), so that what a
+//! `Ref`, `Fn::Sub`, `Fn::Join`, `Fn::Split`, `Fn::Select`, `Fn::FindInMap`, `AWS::NoValue`,
+//! rules), so that what a
 //! test checks is what CloudFormation would create.
 #![allow(dead_code)]
 
@@ -100,7 +101,8 @@ pub const CROSS_ACCOUNT: &[(&str, &str)] = &[
     ),
 ];
 /// Every optional part on: a config secret, narrowed reads, same-account writes in two
-/// regions, a destination role, a key, a schedule, no reserved concurrency, an alarm e-mail.
+/// regions, a destination role, a key, a schedule, a larger events cap, an alarm
+/// e-mail.
 pub const MAXIMAL: &[(&str, &str)] = &[
     ("ReplicatorConfigSecret", "secret-replicator/config"),
     ("EventSource", "SecretLabelUpdated"),
@@ -121,7 +123,7 @@ pub const MAXIMAL: &[(&str, &str)] = &[
         "arn:aws:kms:us-west-2:111111111111:key/1234abcd-12ab-34cd-56ef-1234567890ab",
     ),
     ("BackfillSchedule", "rate(1 day)"),
-    ("ReservedConcurrency", "0"),
+    ("MaxConcurrency", "10"),
     ("AlarmEmail", "oncall@example.com"),
 ];
 
@@ -358,6 +360,17 @@ impl Evaluator<'_> {
                     let i: usize = scalar_string(&a[0]).parse().unwrap();
                     let list = self.eval(&a[1]).unwrap();
                     return Some(list[i].clone());
+                }
+                "Fn::FindInMap" => {
+                    let a = arg.as_array().unwrap();
+                    assert_eq!(a.len(), 3, "Fn::FindInMap [map, key, key]: {arg}");
+                    let keys: Vec<String> = a
+                        .iter()
+                        .map(|x| scalar_string(&self.eval(x).unwrap()))
+                        .collect();
+                    let v = &self.template["Mappings"][&keys[0]][&keys[1]][&keys[2]];
+                    assert!(!v.is_null(), "Fn::FindInMap {keys:?}: no such entry");
+                    return Some(v.clone());
                 }
                 _ if k.starts_with("Fn::") => panic!("unsupported intrinsic {k}"),
                 _ => {}

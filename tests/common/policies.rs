@@ -39,6 +39,9 @@ pub fn function_params() -> Vec<(&'static str, &'static str)> {
         ),
         ("DestinationRoleArns", DEST_ROLE_ARN),
         ("KmsKeyArns", "arn:aws:kms:*:123456789012:key/*"),
+        // The suites adopt same-account destinations (tests/ownership.rs); the destination
+        // role keeps the default, so cross-account writes meet the marker conditions.
+        ("AllowAdoption", "true"),
     ]
 }
 

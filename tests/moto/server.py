@@ -658,6 +658,39 @@ def _log(entry: dict[str, Any]) -> None:
             f.write(line)
 
 
+# The Secrets Manager condition keys a recorded call carries, for the static check of
+# tests/iam_recorded.rs (moto evaluates none of them). As the Secrets Manager service authorization
+# reference lists them ("Actions, resources, and condition keys for AWS Secrets Manager"):
+# secretsmanager:ResourceTag/<key> (the tags the secret has before the call), aws:RequestTag/<key>
+# and aws:TagKeys (the tags a CreateSecret or TagResource asks for), and the request's own
+# secretsmanager:ForceDeleteWithoutRecovery, secretsmanager:BlockPublicPolicy and
+# secretsmanager:ForceOverwriteReplicaSecret where the request sets them.
+_SM_BOOL_KEYS = ("ForceDeleteWithoutRecovery", "BlockPublicPolicy", "ForceOverwriteReplicaSecret")
+
+
+def _sm_request_context(resp: Any, action: str) -> dict[str, Any]:
+    ctx: dict[str, Any] = {}
+    try:
+        body = _json_body(resp)
+        backend = secretsmanager_backends[resp.current_account][resp.region]
+        secret_id = body.get("SecretId") or (body.get("Name") if action == "secretsmanager:CreateSecret" else None)
+        secret = backend.secrets.get(secret_id) if secret_id else None
+    except Exception:
+        return ctx
+    for tag in (getattr(secret, "tags", None) or []) if secret is not None else []:
+        ctx[f"secretsmanager:ResourceTag/{tag['Key']}"] = tag["Value"]
+    if action in ("secretsmanager:CreateSecret", "secretsmanager:TagResource"):
+        tags = body.get("Tags") or []
+        for tag in tags:
+            ctx[f"aws:RequestTag/{tag['Key']}"] = tag["Value"]
+        if tags:
+            ctx["aws:TagKeys"] = [tag["Key"] for tag in tags]
+    for key in _SM_BOOL_KEYS:
+        if isinstance(body.get(key), bool):
+            ctx[f"secretsmanager:{key}"] = "true" if body[key] else "false"
+    return ctx
+
+
 def _request_context(resp: Any, action: str) -> dict[str, str]:
     if action != "sts:AssumeRole":
         return {}
@@ -714,7 +747,7 @@ def _authenticate_and_authorize_action(self, iam_request_cls, resource="*"):  # 
             "region": request._region,
             "action": action,
             "resource": resource,
-            "context": _request_context(self, action),
+            "context": {**_request_context(self, action), **(_sm_request_context(self, action) if action.startswith("secretsmanager:") else {})},
             "kms_keys": list(getattr(self, "_iam_kms_keys", [])) if action.startswith("secretsmanager:") else [],
             "allowed": allowed,
         }
