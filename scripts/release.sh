@@ -55,9 +55,10 @@ with zipfile.ZipFile(sys.argv[1]) as z, open(sys.argv[2], "wb") as f:
 PY
 bash "$root/scripts/supply-chain.sh" bin "$tmp/bootstrap" "$triple"
 
-# The SBOM: CycloneDX JSON of the package's dependency graph for the Lambda target, without
-# dev-dependencies (cargo-cyclonedx leaves them out), beside the zip.
-(cd "$root" && cargo cyclonedx --format json --target "$triple" --override-filename secret-replicator.cdx)
+# The SBOM, beside the zip: CycloneDX 1.5 JSON (the version Amazon Inspector's ScanSbom API
+# takes) of the package's dependency graph for the Lambda target, without dev-dependencies
+# (cargo-cyclonedx leaves them out).
+(cd "$root" && cargo cyclonedx --format json --spec-version 1.5 --target "$triple" --override-filename secret-replicator.cdx)
 mv -f "$root/secret-replicator.cdx.json" "$out/secret-replicator.cdx.json"
 echo "release: done in $((SECONDS - t0)) s"
 ls -l "$zip" "$out/secret-replicator.cdx.json"
