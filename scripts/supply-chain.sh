@@ -125,20 +125,44 @@ echo "supply-chain: RustSec advisory database snapshot of $snap_date (commit ${s
 # database" and the path it wanted.
 db_dir=advisory-db-3157b0e258782691
 
-# make_db ROOT [CRATE]: a throwaway git copy of the snapshot under ROOT; with CRATE, plus one
-# crafted advisory against every version of CRATE.
-make_db() {
-    local dbroot=$1 crate=${2:-} dir
-    dir="$dbroot/$db_dir"
+commit_db() { # DIR: commit everything in DIR, dated at the snapshot, as in a clone taken then
+    (
+        cd "$1"
+        [[ -d .git ]] || git init -q
+        git add -A
+        GIT_AUTHOR_DATE="${snap_date}T00:00:00Z" GIT_COMMITTER_DATE="${snap_date}T00:00:00Z" \
+            git -c user.name=supply-chain -c user.email=supply-chain@localhost \
+            -c commit.gpgsign=false -c core.hooksPath=/dev/null -c core.logAllRefUpdates=false \
+            commit -q -m "RustSec advisory-db snapshot $snap_commit"
+    )
+}
+
+# snapshot_db ROOT: a throwaway git copy of the snapshot under ROOT, kept between runs while the
+# snapshot's commit is the same (its stamp).
+snapshot_db() {
+    local dbroot=$1 dir=$1/$db_dir
+    if [[ -d "$dir/.git" && "$(cat "$dbroot/.snapshot" 2>/dev/null)" == "$snap_commit" ]]; then
+        return 0
+    fi
     rm -rf "$dbroot"
     mkdir -p "$dir"
     cp -R "$snapshot/." "$dir/"
     chmod -R u+w "$dir"
-    if [[ -n "$crate" ]]; then
-        mkdir -p "$dir/crates/$crate"
-        # The shape of the database's own EXAMPLE_ADVISORY.md (TOML front matter in a Markdown
-        # file under crates/<name>/); synthetic, never published.
-        cat >"$dir/crates/$crate/RUSTSEC-2099-0001.md" <<EOF
+    commit_db "$dir"
+    printf '%s\n' "$snap_commit" >"$dbroot/.snapshot"
+}
+
+# seeded_db FROM ROOT CRATE: ROOT as FROM (hard links: git replaces files rather than writing in
+# place, and the reflog is off) plus one crafted advisory against every version of CRATE.
+seeded_db() {
+    local from=$1/$db_dir dbroot=$2 crate=$3 dir=$2/$db_dir
+    rm -rf "$dbroot"
+    mkdir -p "$dbroot"
+    cp -al "$from" "$dir"
+    mkdir -p "$dir/crates/$crate"
+    # The shape of the database's own EXAMPLE_ADVISORY.md (TOML front matter in a Markdown file
+    # under crates/<name>/); synthetic, never published.
+    cat >"$dir/crates/$crate/RUSTSEC-2099-0001.md" <<EOF
 \`\`\`toml
 [advisory]
 id = "RUSTSEC-2099-0001"
@@ -156,17 +180,7 @@ patched = []
 
 Synthetic; it exists only in a throwaway copy of the database under target/tmp.
 EOF
-    fi
-    # Committed with the snapshot's date: the repository's HEAD is the database's date, as in a
-    # clone taken at that commit.
-    (
-        cd "$dir"
-        git init -q
-        git add -A
-        GIT_AUTHOR_DATE="${snap_date}T00:00:00Z" GIT_COMMITTER_DATE="${snap_date}T00:00:00Z" \
-            git -c user.name=supply-chain -c user.email=supply-chain@localhost \
-            -c commit.gpgsign=false commit -q -m "RustSec advisory-db snapshot $snap_commit"
-    )
+    commit_db "$dir"
 }
 
 # check_ignores CONFIG: step 2 over CONFIG's [advisories] ignore list.
@@ -194,18 +208,18 @@ sys.exit(1 if bad else 0)
 PY
 }
 
-deny() { # DBROOT ARGS...: cargo-deny, offline, with the database root DBROOT
-    local dbroot=$1
-    shift
-    SR_ADVISORY_DB_ROOT="$dbroot" cargo deny --offline --color never "$@"
+deny() { # DBROOT CONFIG ARGS...: cargo-deny, offline, with the database root DBROOT
+    local dbroot=$1 config=$2
+    shift 2
+    SR_ADVISORY_DB_ROOT="$dbroot" cargo deny --offline --locked --color never --config "$config" "$@"
 }
 
 failed=0
 dbs="$target_dir/tmp/advisory-dbs"
 
 # 1. The real snapshot: advisories, licenses, bans, sources.
-make_db "$dbs/snapshot"
-if deny "$dbs/snapshot" check --config deny.toml --show-stats; then
+snapshot_db "$dbs/snapshot"
+if deny "$dbs/snapshot" deny.toml check --show-stats; then
     echo "supply-chain: cargo deny check ok (advisories as of $snap_date, licenses, bans, sources)"
 else
     echo "supply-chain: cargo deny check FAILED" >&2
@@ -226,11 +240,11 @@ grep -q "^name = \"$seed_crate\"$" Cargo.lock || {
     echo "supply-chain: $seed_crate is not in Cargo.lock; seed another crate" >&2
     exit 1
 }
-make_db "$dbs/seeded" "$seed_crate"
+seeded_db "$dbs/snapshot" "$dbs/seeded" "$seed_crate"
 work="$target_dir/tmp/supply-chain"
 mkdir -p "$work"
 log="$work/seeded.log"
-if deny "$dbs/seeded" check --config deny.toml advisories >"$log" 2>&1; then
+if deny "$dbs/seeded" deny.toml check advisories >"$log" 2>&1; then
     cat "$log"
     echo "supply-chain: FAILED: the advisory check passed with a seeded advisory against $seed_crate" >&2
     failed=1
@@ -255,7 +269,7 @@ for name, date in (("ignored-future.toml", future), ("ignored-past.toml", past))
         sys.exit("supply-chain: deny.toml has no 'ignore = []' line to seed (update the self-test)")
     open(f"{sys.argv[2]}/{name}", "w").write(out)
 PY
-if deny "$dbs/seeded" check --config "$work/ignored-future.toml" advisories >"$log" 2>&1 &&
+if deny "$dbs/seeded" "$work/ignored-future.toml" check advisories >"$log" 2>&1 &&
     check_ignores "$work/ignored-future.toml"; then
     echo "supply-chain: the seeded advisory ignored until a future date: the check passes"
 else
