@@ -39,6 +39,8 @@ _sr_tools_ensure() {
             echo "tools.sh: unknown tool '$tool'" >&2
             return 1
         }
+        # The stamp records the pin and the build flavour below (v2: the quick profile).
+        pin="$pin v2"
         stamp="$tools/.stamp-$tool"
         # Fast path: installed at the pinned version.
         if [[ -f "$stamp" && "$(cat "$stamp")" == "$pin" && -x "$tools/bin/$tool" ]]; then
@@ -53,17 +55,22 @@ _sr_tools_ensure() {
             fi
             log="$tools/install-$tool.log"
             start=$SECONDS
-            echo "tools.sh: cargo install --locked $pin into .tools (first run only)" >&2
+            echo "tools.sh: cargo install --locked ${pin% *} into .tools (first run only)" >&2
             # Its own target directory, removed afterwards: the tool's build must not mix with
-            # the project's target/ (other checkouts may share that one).
-            if ! cargo install --locked --root "$tools" --target-dir "$tools/build" "$pin" >"$log" 2>&1; then
+            # the project's target/ (other checkouts may share that one). The tools' own release
+            # profiles are built for speed at run time (cargo-deny 0.20: fat LTO, one codegen
+            # unit, a long single-threaded link); a tool that runs for seconds gains nothing
+            # from that, so the install builds with thin-local LTO, 16 units and opt-level 1.
+            if ! env CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
+                CARGO_PROFILE_RELEASE_OPT_LEVEL=1 \
+                cargo install --locked --root "$tools" --target-dir "$tools/build" "${pin% *}" >"$log" 2>&1; then
                 tail -n 30 "$log" >&2
-                echo "tools.sh: cargo install $pin failed (full log: $log)" >&2
+                echo "tools.sh: cargo install ${pin% *} failed (full log: $log)" >&2
                 exit 1
             fi
             rm -rf "$tools/build"
             printf '%s\n' "$pin" >"$stamp"
-            echo "tools.sh: $pin installed in $((SECONDS - start)) s" >&2
+            echo "tools.sh: ${pin% *} installed in $((SECONDS - start)) s" >&2
         ) 9>"$tools/.lock" || return 1
     done
 }
