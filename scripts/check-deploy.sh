@@ -11,7 +11,7 @@
 #                         or debug build of the binary (`secret-replicator validate --config F`)
 #   sam build             the template's build (release, arm64), as before a deploy, with
 #                         cargo-auditable: the bootstrap's embedded dependency list must name the
-#                         crates Cargo.lock resolves for it (scripts/supply-chain.sh bin)
+#                         crates as Cargo.lock pins them (scripts/supply-chain.sh bin)
 #
 # Tools come from PyPI, installed on first use (idempotent; a stamp file makes later runs start at
 # once): cfn-lint and parliament into the repository's `.venv`; aws-sam-cli into its own venv
@@ -192,8 +192,8 @@ fi
 #    The build is auditable: SAM runs `cargo lambda build` with this environment (aws-lambda-builders'
 #    rust_cargo workflow copies os.environ), so the two variables of `cargo auditable build`
 #    (cargo-auditable 0.7.7, src/cargo_auditable.rs) make cargo-auditable embed the dependency
-#    list in the bootstrap; scripts/supply-chain.sh bin then checks that it names the crates
-#    Cargo.lock resolves for aarch64. scripts/release.sh builds the same way.
+#    list in the bootstrap; scripts/supply-chain.sh bin then checks that it names its crates as
+#    Cargo.lock pins them. scripts/release.sh builds the same way.
 if [[ "${SKIP_SAM_BUILD:-}" == 1 ]]; then
     echo "check-deploy: sam build skipped (SKIP_SAM_BUILD=1)"
 else

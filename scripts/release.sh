@@ -8,8 +8,8 @@
 # The bootstrap is built with cargo-auditable, so it carries its own dependency list (a `.dep-v0`
 # section): `cargo audit bin`, Trivy, Syft and Amazon Inspector read it from the binary, with no
 # lock file at hand. Before it returns, the script reads that list back out of the bootstrap in
-# the zip (scripts/supply-chain.sh bin) and fails unless it names the crates Cargo.lock resolves
-# for the target. SAM deployments (`sam build`) get the same embedded list: scripts/check-deploy.sh
+# the zip (scripts/supply-chain.sh bin) and fails unless it names its crates as Cargo.lock pins
+# them. SAM deployments (`sam build`) get the same embedded list: scripts/check-deploy.sh
 # builds with the same wrapper, and CI checks that bootstrap.
 #
 # Tools: cargo-lambda (scripts/venv.sh); cargo-auditable, rust-audit-info and cargo-cyclonedx

@@ -21,9 +21,10 @@
 #    the check saw no database.
 #
 # `bin FILE`: rust-audit-info reads the `.dep-v0` section cargo-auditable embedded in FILE (what
-# `cargo audit bin`, Trivy and Syft read) and the check fails unless it lists exactly the crates
-# and versions Cargo.lock resolves for the binary on TRIPLE (default aarch64-unknown-linux-gnu,
-# Lambda arm64): `cargo tree -e normal,build`.
+# `cargo audit bin`, Trivy and Syft read) and the check fails unless the list has this package
+# as its root, names every direct dependency of Cargo.toml, and holds only crates and versions
+# that Cargo.lock pins. It also prints any difference from the graph `cargo tree -e normal,build`
+# resolves for TRIPLE (default aarch64-unknown-linux-gnu, Lambda arm64).
 #
 # Tools: cargo-deny and rust-audit-info, compiled once into .tools/ (scripts/tools.sh); python3
 # (3.11+, for tomllib) and git. No network beyond crates.io for that first install.
@@ -39,7 +40,7 @@ target_dir=$(cargo metadata --format-version 1 --no-deps | "$py" -c 'import json
 
 # `bin FILE [TRIPLE]`: the embedded dependency list of a built binary against Cargo.lock.
 check_bin() {
-    local file=$1 triple=${2:-aarch64-unknown-linux-gnu} embedded lock
+    local file=$1 triple=${2:-aarch64-unknown-linux-gnu} embedded meta lock
     [[ -f "$file" ]] || {
         echo "supply-chain: $file: no such file" >&2
         return 1
@@ -51,39 +52,47 @@ check_bin() {
         echo "supply-chain: $file carries no dependency list (.dep-v0); was it built with cargo-auditable?" >&2
         return 1
     fi
-    # What the binary should carry: the root and its normal and build dependencies for the target,
-    # with the default features (cargo-auditable records the same graph, from cargo metadata
-    # --filter-platform with the features of the build).
+    # What the binary must carry: the package as its root, every direct normal dependency of
+    # Cargo.toml, and nothing Cargo.lock does not pin (same name, same version). The full graph
+    # for the target (`cargo tree -e normal,build`) is compared too and any difference printed.
+    meta=$(cargo metadata --locked --format-version 1 --no-deps)
     lock=$(cargo tree --locked -e normal,build --target "$triple" --prefix none --format '{p}' --no-dedupe)
-    "$py" - "$file" <(printf '%s' "$embedded") <(printf '%s' "$lock") <<'PY'
-import json, re, sys
+    "$py" - "$file" "$root/Cargo.lock" <(printf '%s' "$embedded") <(printf '%s' "$meta") <(printf '%s' "$lock") <<'PY'
+import json, re, sys, tomllib
 
-name, embedded_path, tree_path = sys.argv[1:4]
+name, lock_path, embedded_path, meta_path, tree_path = sys.argv[1:6]
 doc = json.load(open(embedded_path))
 # The format: auditable-serde's VersionInfo, {"packages": [{"name", "version", "source",
-# "kind"?, "dependencies"?, "root"?}]}; kind "build" marks build-time-only crates.
+# "kind"?, "dependencies"?, "root"?}], "format": 1}; kind "build" marks build-time-only crates.
 embedded = {(p["name"], p["version"]) for p in doc["packages"]}
+names = {n for n, _ in embedded}
 roots = [p["name"] for p in doc["packages"] if p.get("root")]
+locked = {(p["name"], p["version"]) for p in tomllib.load(open(lock_path, "rb"))["package"]}
+pkg = json.load(open(meta_path))["packages"][0]
+direct = sorted({d["name"] for d in pkg["dependencies"] if d["kind"] is None})
 tree = set()
 for line in open(tree_path).read().splitlines():
     m = re.match(r"^(\S+) v(\S+)", line.strip())
     if m:
         tree.add((m.group(1), m.group(2)))
-missing = sorted(tree - embedded)
-extra = sorted(embedded - tree)
-if roots != ["secret-replicator"]:
-    sys.exit(f"supply-chain: {name}: root package {roots}, expected ['secret-replicator']")
-if missing or extra:
-    for n, v in missing:
-        print(f"  in Cargo.lock, not in the binary: {n} {v}", file=sys.stderr)
-    for n, v in extra:
-        print(f"  in the binary, not in Cargo.lock: {n} {v}", file=sys.stderr)
-    sys.exit(f"supply-chain: {name}: the embedded dependency list differs from Cargo.lock")
+errors = []
+if roots != [pkg["name"]]:
+    errors.append(f"root package {roots}, expected ['{pkg['name']}']")
+errors += [f"{n} {v} is in the binary but not in Cargo.lock" for n, v in sorted(embedded - locked)]
+errors += [f"direct dependency {n} is not in the binary's list" for n in direct if n not in names]
+for line in errors:
+    print(f"supply-chain: {name}: {line}", file=sys.stderr)
+if errors:
+    sys.exit(f"supply-chain: {name}: the embedded dependency list does not match Cargo.lock")
+for n, v in sorted(tree - embedded):
+    print(f"  note: cargo tree lists {n} {v} for the target; the binary does not")
+for n, v in sorted(embedded - tree):
+    print(f"  note: the binary lists {n} {v}; cargo tree does not for the target")
 runtime = sum(1 for p in doc["packages"] if p.get("kind", "runtime") == "runtime")
-names = ", ".join(sorted(n for n, _ in embedded if n in
-    ("aws-sdk-secretsmanager", "lambda_runtime", "rustls", "secrecy", "tokio", "zeroize")))
-print(f"supply-chain: {name} lists its {len(embedded)} crates ({runtime} linked in, "
-      f"{len(embedded) - runtime} build-time), as Cargo.lock resolves them ({names}, ...)")
+same = "the same set as" if embedded == tree else "differing (notes above) from"
+print(f"supply-chain: {name} lists its {len(embedded)} crates ({runtime} runtime, "
+      f"{len(embedded) - runtime} build-time), all pinned by Cargo.lock, all {len(direct)} direct "
+      f"dependencies among them; {same} `cargo tree` for the target")
 PY
 }
 
