@@ -59,6 +59,11 @@ bash "$root/scripts/supply-chain.sh" bin "$tmp/bootstrap" "$triple"
 # takes) of the package's dependency graph for the Lambda target, without dev-dependencies
 # (cargo-cyclonedx leaves them out).
 (cd "$root" && cargo cyclonedx --format json --spec-version 1.5 --target "$triple" --override-filename secret-replicator.cdx)
-mv -f "$root/secret-replicator.cdx.json" "$out/secret-replicator.cdx.json"
+sbom="$root/secret-replicator.cdx.json"
+[[ -f "$sbom" ]] || {
+    echo "release: cargo cyclonedx wrote no $sbom" >&2
+    exit 1
+}
+mv -f "$sbom" "$out/secret-replicator.cdx.json"
 echo "release: done in $((SECONDS - t0)) s"
 ls -l "$zip" "$out/secret-replicator.cdx.json"
