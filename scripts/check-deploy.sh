@@ -9,12 +9,15 @@
 #                         fixed or skipped inline in the template's Metadata with a one-line reason
 #   validate              every example configuration under examples/ (*.json), with the release
 #                         or debug build of the binary (`secret-replicator validate --config F`)
-#   sam build             the template's build (release, arm64), as before a deploy
+#   sam build             the template's build (release, arm64), as before a deploy, with
+#                         cargo-auditable: the bootstrap's embedded dependency list must name the
+#                         crates as Cargo.lock pins them (scripts/supply-chain.sh bin)
 #
 # Tools come from PyPI, installed on first use (idempotent; a stamp file makes later runs start at
 # once): cfn-lint and parliament into the repository's `.venv`; aws-sam-cli into its own venv
 # `.venv/sam`, because its pins (boto3, botocore, ...) would otherwise move the versions moto uses;
-# checkov into `.venv/checkov` for the same reason.
+# checkov into `.venv/checkov` for the same reason. cargo-auditable and rust-audit-info (for the
+# sam build's dependency list) come from crates.io into `.tools/` (scripts/tools.sh).
 # Needs python3 (3.9+) and cargo. No AWS account, network or credentials beyond PyPI.
 set -euo pipefail
 
@@ -186,15 +189,24 @@ fi
 #    into .venv), so that a change breaking the SAM build fails here. Telemetry off; the result
 #    must be an aarch64 ELF. SAM CLI >= 1.156 (rust-cargolambda out of beta). SKIP_SAM_BUILD=1
 #    skips it (quick local runs; CI never sets it).
+#    The build is auditable: SAM runs `cargo lambda build` with this environment (aws-lambda-builders'
+#    rust_cargo workflow copies os.environ), so the two variables of `cargo auditable build`
+#    (cargo-auditable 0.7.7, src/cargo_auditable.rs) make cargo-auditable embed the dependency
+#    list in the bootstrap; scripts/supply-chain.sh bin then checks that it names its crates as
+#    Cargo.lock pins them. scripts/release.sh builds the same way.
 if [[ "${SKIP_SAM_BUILD:-}" == 1 ]]; then
     echo "check-deploy: sam build skipped (SKIP_SAM_BUILD=1)"
 else
     # shellcheck source=scripts/venv.sh
     . "$root/scripts/venv.sh"
+    # shellcheck source=scripts/tools.sh
+    . "$root/scripts/tools.sh" cargo-auditable rust-audit-info
     t0=$SECONDS
     log="$root/target/sam-build.log"
     mkdir -p "$root/target"
     if env SAM_CLI_TELEMETRY=0 AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1 \
+        RUSTC_WORKSPACE_WRAPPER="$root/.tools/bin/cargo-auditable" \
+        CARGO_AUDITABLE_ORIG_ARGS='{"offline":false,"locked":true,"frozen":false,"config":[]}' \
         "$samvenv/bin/sam" build --template-file template.yaml >"$log" 2>&1; then
         boot="$root/.aws-sam/build/Function/bootstrap"
         if [[ -f "$boot" ]] && "$venv/bin/python" - "$boot" <<'PY'; then
@@ -204,6 +216,11 @@ head = open(sys.argv[1], "rb").read(20)
 sys.exit(0 if head[:4] == b"\x7fELF" and head[18:20] == b"\xb7\x00" else 1)
 PY
             echo "check-deploy: sam build ok ($((SECONDS - t0)) s; .aws-sam/build/Function/bootstrap, aarch64, $(wc -c <"$boot") bytes)"
+            # What `cargo audit bin` and the scanners read: the embedded dependency list.
+            if ! bash "$root/scripts/supply-chain.sh" bin "$boot" aarch64-unknown-linux-gnu; then
+                echo "check-deploy: the bootstrap's embedded dependency list FAILED its check" >&2
+                failed=1
+            fi
         else
             echo "check-deploy: sam build produced no aarch64 bootstrap (log: $log)" >&2
             failed=1

@@ -4,16 +4,22 @@
 #   1. .venv with moto[server], cargo-lambda     (scripts/venv.sh; the integration tests start
 #                                                  tests/moto/server.py on loopback ports)
 #   2. cargo fmt --all -- --check
-#   3. scripts/check-deploy.sh                    (deployment linters: cfn-lint, sam validate,
-#                                                  parliament; it installs them on first use)
-#   4. cargo clippy --all-targets -- -D warnings
-#   5. scripts/demo.sh as a smoke test            (its output goes to target/demo.log; skip it
+#   3. scripts/supply-chain.sh                    (cargo-deny, offline: advisories against the
+#                                                  RustSec snapshot in ../shared/advisory-db,
+#                                                  licenses, bans, sources; a seeded advisory must
+#                                                  fail it; tools compiled into .tools/ once)
+#   4. scripts/check-deploy.sh                    (deployment linters: cfn-lint, sam validate,
+#                                                  parliament; it installs them on first use; its
+#                                                  sam build is auditable and its bootstrap's
+#                                                  embedded dependency list is checked)
+#   5. cargo clippy --all-targets -- -D warnings
+#   6. scripts/demo.sh as a smoke test            (its output goes to target/demo.log; skip it
 #                                                  with SKIP_DEMO=1)
-#   6. cargo nextest run --all-targets --no-fail-fast   (cargo test --all-targets without nextest;
+#   7. cargo nextest run --all-targets --no-fail-fast   (cargo test --all-targets without nextest;
 #                                                  first it empties target/tmp/iam-calls/, where
 #                                                  the IAM-enforcing moto records every call)
-#   7. cargo nextest run --test iam_recorded --run-ignored only   (cargo test --test iam_recorded
-#                                                  -- --ignored without nextest: the calls step 6
+#   8. cargo nextest run --test iam_recorded --run-ignored only   (cargo test --test iam_recorded
+#                                                  -- --ignored without nextest: the calls step 7
 #                                                  recorded, decided with the policies'
 #                                                  conditions; fails when nothing was recorded)
 #
@@ -52,6 +58,9 @@ echo "moto: $("$root/.venv/bin/python" -c 'import moto; print(moto.__version__)'
 
 step "cargo fmt --all -- --check"
 run fmt cargo fmt --all -- --check
+
+step "scripts/supply-chain.sh (advisories offline, licenses, bans, sources; first run compiles cargo-deny: minutes)"
+run supply-chain bash scripts/supply-chain.sh
 
 if [[ -f scripts/check-deploy.sh ]]; then
     step "scripts/check-deploy.sh (deployment linters; first run installs them: 1-3 min)"
