@@ -233,12 +233,11 @@ async fn an_sqs_batch_answers_only_the_messages_that_failed() {
         .map(|r| r["messageId"].as_str().expect("id").to_string())
         .collect();
     // The fixture: a failed PutSecretValue event (replicates now), an `all` run's record
-    // (acknowledged), and a manual payload that is not a failure record: a body is recognised by
-    // its own shape (the function is told no queue ARN), so it is handled as the manual payload
-    // it is, and replicates too.
+    // (acknowledged), and a body that is not a failure record in the failure queue (fails: that
+    // queue holds failure records only, SPEC §5).
     let (ok, answer) = view(a.answer(&batch, &invoked()).await);
     assert!(ok, "never a Lambda error: {answer}");
-    assert_eq!(failed_ids(&answer), Vec::<String>::new(), "{ids:?}");
+    assert_eq!(failed_ids(&answer), [ids[2].clone()]);
     assert_eq!(
         s.value(ACCOUNT, "us-west-2", COPY).as_deref(),
         Some("the value")

@@ -60,6 +60,25 @@ pub fn is_sqs_event(payload: &Value) -> bool {
         })
 }
 
+/// Whether an SQS record comes from the function's failure queue: the queue named in its
+/// `eventSourceARN` carries `FailureQueue` in its name (the template's queue is named
+/// `<stack>-FailureQueue-<suffix>` by CloudFormation; letter case, `-` and `_` ignored, so
+/// `failure-queue` counts too). The function is told no queue ARN, so the name is what it has.
+pub fn from_failure_queue(record: &Value) -> bool {
+    record
+        .get("eventSourceARN")
+        .and_then(Value::as_str)
+        .and_then(|arn| arn.rsplit(':').next())
+        .is_some_and(|name| {
+            let folded: String = name
+                .chars()
+                .filter(|c| *c != '-' && *c != '_')
+                .flat_map(char::to_lowercase)
+                .collect();
+            folded.contains("failurequeue")
+        })
+}
+
 /// One SQS message of a batch: its id (what `batchItemFailures` names) and its body, read as a
 /// payload (or why it cannot be).
 #[derive(Debug, Clone, PartialEq)]
@@ -73,16 +92,16 @@ pub struct Message {
 /// failed (SQS would redeliver it anyway once its visibility timeout ends), so it is
 /// InvalidEvent for the batch.
 ///
-/// A body is recognised by its own shape, wherever it comes from: the function is told no queue
-/// ARN (SPEC §2 fixes its environment), and each queue holds one kind of body. Lambda's
-/// on-failure destination writes failure records to the failure queue; EventBridge sends the
-/// matched event itself as the message body to an SQS target that sets no `Input`,
-/// `InputPath` or `InputTransformer` (EventBridge user guide, "Transforming target input"), and
-/// the template's rules set none. So a failure record (its three
-/// fields, [`is_failure_record`]) is redriven, and any other JSON object is a payload handled as
-/// if it had been invoked with it (an EventBridge event, or a manual payload an operator sent to
-/// the events queue); its parser refuses what is neither. An SQS event inside a message is
-/// refused here: a message is one payload, never a batch.
+/// Each queue holds one kind of body (SPEC §5). Lambda's on-failure destination writes failure
+/// records to the failure queue; EventBridge sends the matched event itself as the message body
+/// to an SQS target that sets no `Input`, `InputPath` or `InputTransformer` (EventBridge user
+/// guide, "Transforming target input"), and the template's rules set none. So a failure record
+/// (its three fields, [`is_failure_record`]) is redriven, and any other JSON object is a payload
+/// handled as if it had been invoked with it (an EventBridge event, or a manual payload an
+/// operator sent to the events queue); its parser refuses what is neither. A message from the
+/// failure queue ([`from_failure_queue`], by the record's `eventSourceARN`) must be a failure
+/// record: anything else there fails. An SQS event inside a message is refused here: a message is
+/// one payload, never a batch.
 pub fn messages(event: &Value) -> Result<Vec<Message>, Error> {
     let records = event
         .get("Records")
@@ -105,7 +124,12 @@ pub fn messages(event: &Value) -> Result<Vec<Message>, Error> {
                     "SQS message {i}: no \"body\" text"
                 ))),
                 Some(text) => read_payload(text).and_then(|v| {
-                    if is_sqs_event(&v) {
+                    if from_failure_queue(r) && !is_failure_record(&v) {
+                        Err(Error::InvalidEvent(format!(
+                            "SQS message {i}: a message of the failure queue must be a Lambda \
+                             failure record (version, requestContext, requestPayload)"
+                        )))
+                    } else if is_sqs_event(&v) {
                         Err(Error::InvalidEvent(format!(
                             "SQS message {i}: the body is an SQS event, not one payload"
                         )))
@@ -128,6 +152,40 @@ pub fn messages(event: &Value) -> Result<Vec<Message>, Error> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn the_failure_queue_holds_failure_records_only() {
+        let from = |arn: &str| json!({"eventSourceARN": arn});
+        for name in [
+            "secret-replicator-FailureQueue-AbCdEf123456",
+            "replicator-failure-queue",
+            "replicator_failure_queue",
+        ] {
+            assert!(
+                from_failure_queue(&from(&format!("arn:aws:sqs:us-east-1:111122223333:{name}"))),
+                "{name}"
+            );
+        }
+        for name in ["secret-replicator-EventsQueue-Gh7Jk9Lm2Np4", "failures", ""] {
+            assert!(
+                !from_failure_queue(&from(&format!("arn:aws:sqs:us-east-1:111122223333:{name}"))),
+                "{name}"
+            );
+        }
+        assert!(!from_failure_queue(&json!({})));
+        // A manual payload is a message of the events queue, never of the failure queue.
+        let manual = json!({"source": "manual", "secretId": "a"}).to_string();
+        let batch = |queue: &str| {
+            json!({"Records": [{"eventSource": "aws:sqs", "messageId": "m1", "body": manual,
+                "eventSourceARN": format!("arn:aws:sqs:us-east-1:111122223333:{queue}")}]})
+        };
+        let events = messages(&batch("secret-replicator-EventsQueue-X")).unwrap();
+        assert!(events[0].body.is_ok());
+        let failures = messages(&batch("secret-replicator-FailureQueue-X")).unwrap();
+        assert!(
+            matches!(&failures[0].body, Err(Error::InvalidEvent(m)) if m.contains("failure record"))
+        );
+    }
 
     fn record(payload: Value) -> Value {
         json!({
