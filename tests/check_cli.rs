@@ -204,15 +204,7 @@ async fn an_unknown_key_names_describe_key_and_not_found() {
 
 #[tokio::test]
 async fn a_refused_create_names_create_secret_and_access_denied() {
-    let without_create: Vec<Value> = policies::function_policy()
-        .into_iter()
-        .map(|mut s| {
-            if let Some(actions) = s["Action"].as_array_mut() {
-                actions.retain(|a| a != "secretsmanager:CreateSecret");
-            }
-            s
-        })
-        .collect();
+    let without_create = policies::function_policy_without("secretsmanager:CreateSecret");
     let moto = Moto::start_with(&IamSetup::with_function_policy(without_create));
     let config = json!({"rules": [{"destinations": [{"region": "us-west-2"}]}]});
 

@@ -954,15 +954,7 @@ async fn secrets_manager_errors_carry_message_with_400_and_kms_errors_message() 
 
 /// The function policy with one action taken out of every statement.
 fn without(action: &str) -> Vec<Value> {
-    policies::function_policy()
-        .into_iter()
-        .map(|mut s| {
-            if let Some(actions) = s["Action"].as_array_mut() {
-                actions.retain(|a| a != action);
-            }
-            s
-        })
-        .collect()
+    policies::function_policy_without(action)
 }
 
 #[tokio::test]

@@ -57,6 +57,14 @@ pub enum Ran {
         learned: Learned,
         observe: bool,
     },
+    /// A write to a destination whose ownership was cached was denied after `completed` steps
+    /// (SPEC §11): the destination is looked at once more before `error` is reported.
+    Denied {
+        completed: usize,
+        learned: Learned,
+        action: Action,
+        error: Error,
+    },
 }
 
 /// Runs the steps of plans for one destination.
@@ -119,8 +127,8 @@ impl<S: WriteSecrets + ManageSecrets> Executor<'_, S> {
     /// the secret may have changed hands since it was found owned: deleted (its name free
     /// again), or its marker removed or replaced. The cached ownership is forgotten and the
     /// destination observed once more with DescribeSecret and decided again: absent → create;
-    /// no marker or another marker → DestinationConflict (409); still ours → the same write,
-    /// which, denied again, is reported AccessDenied (the cache no longer vouches for it).
+    /// no marker or another marker → DestinationConflict (409); still ours → this AccessDenied,
+    /// without writing again.
     fn refused(
         &self,
         e: Error,
@@ -134,13 +142,14 @@ impl<S: WriteSecrets + ManageSecrets> Executor<'_, S> {
         self.state.set_owned(self.at, false);
         tracing::warn!(destination = %self.name(),
             "a write to a destination cached as owned was denied; looking at it again");
-        Ok(Ran::Raced {
+        Ok(Ran::Denied {
             completed,
             learned: Learned {
                 rekeyed: learned.rekeyed,
                 ..Learned::default()
             },
-            observe: true,
+            action: step.action(),
+            error: e,
         })
     }
 

@@ -520,7 +520,7 @@ impl<S: Stores> Replicator<'_, S> {
             }
         };
         for race in 0..=MAX_RACES {
-            match exec.run(&plan, state.learned).await {
+            let (completed, learned, observe, denied) = match exec.run(&plan, state.learned).await {
                 Ok(Ran::Done { version }) => {
                     self.state.set_owned(&p.target.at, true);
                     did = did.max(plan.action_upto(plan.steps.len()));
@@ -534,47 +534,60 @@ impl<S: Stores> Replicator<'_, S> {
                     completed,
                     learned,
                     observe,
-                }) => {
-                    did = did.max(plan.action_upto(completed));
-                    restored |= plan.restores_upto(completed);
-                    wrote |= plan.steps[..completed.min(plan.steps.len())]
-                        .iter()
-                        .any(|s| matches!(s, Step::Create | Step::Put { .. } | Step::Label { .. }));
-                    // A create or a label move whose answer was lost (or that another
-                    // invocation made at once) counts when the destination shows its effect.
-                    let raced_step = plan.steps.get(completed).cloned();
-                    if race == MAX_RACES {
-                        break;
-                    }
-                    if observe {
-                        // A race that repeats may be a stale read: give it a moment.
-                        if race > 0 {
-                            stale_backoff(race).await;
-                        }
-                        match self.observe_again(&store, &want, p.job, learned).await {
-                            Ok(s) => state = s,
-                            Err((a, e)) => return p.failed(started, did.max(a), &e),
-                        }
-                    } else {
-                        state.learned = learned;
-                    }
-                    plan = match decide::decide(&state, &want, p.job) {
-                        Ok(next) => next,
-                        Err(e) => return p.failed(started, did, &e),
-                    };
-                    if !plan.changes() {
-                        self.state.set_owned(&p.target.at, true);
-                        let version = current_version(&state);
-                        if version.as_deref() == Some(want.token)
-                            && let Some(step @ (Step::Create | Step::Label { .. })) = raced_step
-                        {
-                            did = did.max(step.action());
-                            wrote = true;
-                        }
-                        return done(status(did, restored), did, version, &plan, wrote);
-                    }
-                }
+                }) => (completed, learned, observe, None),
+                Ok(Ran::Denied {
+                    completed,
+                    learned,
+                    action,
+                    error,
+                }) => (completed, learned, true, Some((action, error))),
                 Err((a, e)) => return p.failed(started, a, &e),
+            };
+            did = did.max(plan.action_upto(completed));
+            restored |= plan.restores_upto(completed);
+            wrote |= plan.steps[..completed.min(plan.steps.len())]
+                .iter()
+                .any(|s| matches!(s, Step::Create | Step::Put { .. } | Step::Label { .. }));
+            // A create or a label move whose answer was lost (or that another
+            // invocation made at once) counts when the destination shows its effect.
+            let raced_step = plan.steps.get(completed).cloned();
+            if race == MAX_RACES {
+                break;
+            }
+            if observe {
+                // A race that repeats may be a stale read: give it a moment.
+                if race > 0 {
+                    stale_backoff(race).await;
+                }
+                match self.observe_again(&store, &want, p.job, learned).await {
+                    Ok(s) => state = s,
+                    Err((a, e)) => return p.failed(started, did.max(a), &e),
+                }
+            } else {
+                state.learned = learned;
+            }
+            plan = match decide::decide(&state, &want, p.job) {
+                Ok(next) => next,
+                Err(e) => return p.failed(started, did, &e),
+            };
+            // A denied write to a destination that is still ours (not absent: nothing to
+            // create) is reported as it was denied, without writing again (SPEC §11).
+            if let Some((action, error)) = denied
+                && plan.changes()
+                && !plan.steps.iter().any(|s| matches!(s, Step::Create))
+            {
+                return p.failed(started, did.max(action), &error);
+            }
+            if !plan.changes() {
+                self.state.set_owned(&p.target.at, true);
+                let version = current_version(&state);
+                if version.as_deref() == Some(want.token)
+                    && let Some(step @ (Step::Create | Step::Label { .. })) = raced_step
+                {
+                    did = did.max(step.action());
+                    wrote = true;
+                }
+                return done(status(did, restored), did, version, &plan, wrote);
             }
         }
         let last = plan.steps.first().map(|s| s.action()).unwrap_or(did);

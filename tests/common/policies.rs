@@ -227,3 +227,24 @@ pub fn function_policy_with(overrides: &[(&str, &str)]) -> Vec<Value> {
 pub fn function_trust() -> Vec<Value> {
     trust_statements(&function_stack(), "FunctionRole")
 }
+
+/// The function policy with one action taken out of every statement (a statement left with no
+/// action is dropped: IAM refuses an empty `Action`). `Action` may be a string or a list.
+pub fn function_policy_without(action: &str) -> Vec<serde_json::Value> {
+    function_policy()
+        .into_iter()
+        .filter_map(|mut s| {
+            match &mut s["Action"] {
+                serde_json::Value::String(a) if a == action => return None,
+                serde_json::Value::Array(actions) => {
+                    actions.retain(|a| a != action);
+                    if actions.is_empty() {
+                        return None;
+                    }
+                }
+                _ => {}
+            }
+            Some(s)
+        })
+        .collect()
+}
