@@ -1134,14 +1134,17 @@ async fn a_tag_rule_replicates_only_tagged_sources_and_a_tag_event_starts_it() {
     );
 }
 
-/// The `Change` the event parser makes of a real-shaped PutSecretValue record naming `version`
-/// (its `clientRequestToken`) at `at`: the guard is armed from the record, not set by hand.
-fn put_change(version: &str, at: std::time::SystemTime) -> crate::event::Change {
-    let mut record: serde_json::Value = serde_json::from_str(include_str!(
-        "../../tests/fixtures/events/cloudtrail-put-secret-value.json"
-    ))
-    .unwrap();
-    record["detail"]["requestParameters"]["secretId"] = "app/db".into();
+/// The `Change` the event parser makes of a real-shaped record (`fixture`, naming the secret in
+/// `requestParameters.<id_field>`) whose `clientRequestToken` is `version`, at `at`: the guard
+/// is armed from the record, never set by hand.
+fn change_of(
+    fixture: &str,
+    id_field: &str,
+    version: &str,
+    at: std::time::SystemTime,
+) -> crate::event::Change {
+    let mut record: serde_json::Value = serde_json::from_str(fixture).unwrap();
+    record["detail"]["requestParameters"][id_field] = "app/db".into();
     record["detail"]["requestParameters"]["clientRequestToken"] = version.into();
     record["detail"]["eventTime"] = crate::time::format_rfc3339(at).into();
     let me = crate::event::Identity {
@@ -1149,6 +1152,12 @@ fn put_change(version: &str, at: std::time::SystemTime) -> crate::event::Change 
         role_arn: None,
     };
     crate::event::parse(&record, &me).unwrap().change
+}
+
+/// A PutSecretValue record's `Change`.
+fn put_change(version: &str, at: std::time::SystemTime) -> crate::event::Change {
+    let fixture = include_str!("../../tests/fixtures/events/cloudtrail-put-secret-value.json");
+    change_of(fixture, "secretId", version, at)
 }
 
 async fn run_change(s: &MemoryStores, c: &Config, change: &crate::event::Change) -> SourceResult {
@@ -1317,21 +1326,11 @@ async fn an_event_older_than_fifteen_minutes_arms_no_guard() {
     );
 }
 
-/// The `Change` of a real-shaped CreateSecret record (its `clientRequestToken` is `version`) at
-/// `at`.
+/// A CreateSecret record's `Change` (`responseElements: null`, as AWS's own example).
 fn create_change(version: &str, at: std::time::SystemTime) -> crate::event::Change {
-    let mut record: serde_json::Value = serde_json::from_str(include_str!(
-        "../../tests/fixtures/events/cloudtrail-create-secret-null-response.json"
-    ))
-    .unwrap();
-    record["detail"]["requestParameters"]["name"] = "app/db".into();
-    record["detail"]["requestParameters"]["clientRequestToken"] = version.into();
-    record["detail"]["eventTime"] = crate::time::format_rfc3339(at).into();
-    let me = crate::event::Identity {
-        function_name: "secret-replicator".into(),
-        role_arn: None,
-    };
-    crate::event::parse(&record, &me).unwrap().change
+    let fixture =
+        include_str!("../../tests/fixtures/events/cloudtrail-create-secret-null-response.json");
+    change_of(fixture, "name", version, at)
 }
 
 #[tokio::test(start_paused = true)]
