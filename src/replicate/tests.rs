@@ -1160,6 +1160,14 @@ fn put_change(version: &str, at: std::time::SystemTime) -> crate::event::Change 
     change_of(fixture, "secretId", version, at)
 }
 
+/// The outcomes of a source that must not fail as a whole.
+fn outcomes(r: SourceResult) -> Vec<Outcome> {
+    match r {
+        SourceResult::Outcomes(o) => o,
+        other => panic!("{other:?}"),
+    }
+}
+
 async fn run_change(s: &MemoryStores, c: &Config, change: &crate::event::Change) -> SourceResult {
     Replicator {
         stores: s,
@@ -1189,10 +1197,7 @@ async fn a_first_read_that_answers_the_previous_version_never_copies_it() {
     s.seed("us-east-1", "app/db", "v2", "two");
     let change = put_change("v2", std::time::SystemTime::now());
     s.calls();
-    let o = match run_change(&s, &c, &change).await {
-        SourceResult::Outcomes(o) => o,
-        other => panic!("{other:?}"),
-    };
+    let o = outcomes(run_change(&s, &c, &change).await);
     assert_eq!(o[0].status, Status::Replicated, "{o:?}");
     let dest = s.secret(OWN, "us-west-2", "dr/app/db").unwrap();
     assert_eq!(
@@ -1251,10 +1256,8 @@ async fn a_put_processed_after_a_rollback_copies_the_rolled_back_value() {
         }
     });
     let change = put_change("v2", std::time::SystemTime::now());
-    match run_change(&s, &c, &change).await {
-        SourceResult::Outcomes(o) => assert_eq!(o[0].status, Status::Replicated, "{o:?}"),
-        other => panic!("{other:?}"),
-    }
+    let o = outcomes(run_change(&s, &c, &change).await);
+    assert_eq!(o[0].status, Status::Replicated, "{o:?}");
     assert_eq!(
         s.value(OWN, "us-west-2", "dr/app/db").as_deref(),
         Some("one")
@@ -1271,10 +1274,8 @@ async fn a_version_not_visible_yet_is_read_again_then_retriable_and_nothing_is_w
     s.freeze_value(OWN, "us-east-1", "app/db", 3);
     s.seed("us-east-1", "app/db", "v2", "two");
     s.hide_versions(OWN, "us-east-1", "app/db", 2);
-    match run_change(&s, &c, &change).await {
-        SourceResult::Outcomes(o) => assert_eq!(o[0].status, Status::Replicated, "{o:?}"),
-        other => panic!("{other:?}"),
-    }
+    let o = outcomes(run_change(&s, &c, &change).await);
+    assert_eq!(o[0].status, Status::Replicated, "{o:?}");
     assert_eq!(
         s.value(OWN, "us-west-2", "dr/app/db").as_deref(),
         Some("two")
@@ -1306,10 +1307,8 @@ async fn an_event_older_than_fifteen_minutes_arms_no_guard() {
         std::time::SystemTime::now() - Duration::from_secs(16 * 60),
     );
     s.calls();
-    match run_change(&s, &c, &change).await {
-        SourceResult::Outcomes(o) => assert_eq!(o[0].status, Status::Replicated, "{o:?}"),
-        other => panic!("{other:?}"),
-    }
+    let o = outcomes(run_change(&s, &c, &change).await);
+    assert_eq!(o[0].status, Status::Replicated, "{o:?}");
     // The current value is copied; no read by VersionId.
     assert_eq!(
         s.value(OWN, "us-west-2", "dr/app/db").as_deref(),
@@ -1341,10 +1340,8 @@ async fn a_young_create_not_readable_yet_is_read_again() {
     // The first two reads do not find the new secret yet.
     s.fail("GetSecretValue", "app/db", "ResourceNotFoundException", 2);
     let change = create_change("v1", std::time::SystemTime::now());
-    match run_change(&s, &c, &change).await {
-        SourceResult::Outcomes(o) => assert_eq!(o[0].status, Status::Replicated, "{o:?}"),
-        other => panic!("{other:?}"),
-    }
+    let o = outcomes(run_change(&s, &c, &change).await);
+    assert_eq!(o[0].status, Status::Replicated, "{o:?}");
     assert_eq!(
         s.value(OWN, "us-west-2", "dr/app/db").as_deref(),
         Some("one")
@@ -1365,10 +1362,7 @@ async fn a_young_create_without_a_value_is_no_value_after_about_ten_seconds_of_r
     let change = create_change("v1", std::time::SystemTime::now());
     s.calls();
     let started = tokio::time::Instant::now();
-    let o = match run_change(&s, &c, &change).await {
-        SourceResult::Outcomes(o) => o,
-        other => panic!("{other:?}"),
-    };
+    let o = outcomes(run_change(&s, &c, &change).await);
     assert_eq!(
         (o[0].status, o[0].reason),
         (Status::Skipped, Some(SkipReason::NoValue))
@@ -1392,10 +1386,7 @@ async fn a_young_create_without_a_value_is_no_value_after_about_ten_seconds_of_r
         "v1",
         std::time::SystemTime::now() - Duration::from_secs(120),
     );
-    let o = match run_change(&s, &c, &old).await {
-        SourceResult::Outcomes(o) => o,
-        other => panic!("{other:?}"),
-    };
+    let o = outcomes(run_change(&s, &c, &old).await);
     assert_eq!(o[0].reason, Some(SkipReason::NoValue));
     let calls = s.calls();
     assert_eq!(
